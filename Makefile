@@ -1,0 +1,35 @@
+# Two entry points (see README.md): `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of PyTorch. Override for a GPU machine, e.g. `make setup TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+OUT ?= runs/digits-vae
+
+.PHONY: setup demo test lint format bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+# The main job: train a VAE on the embedded digits data set, write its run directory and report.
+demo: setup
+	$(BIN)/aekit train --model vae --data digits --epochs 150 --out $(OUT) --overwrite
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: setup
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+test: lint
+	$(BIN)/python -m pytest -q -n 2
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
