@@ -1,0 +1,190 @@
+"""Data sets: the built-in digits and MNIST, and users' own files, as one :class:`Dataset`.
+
+:func:`load_dataset` is the entry point. Tabular data is standardised with statistics of the
+training split (recorded in ``Dataset.normalization``, reusable for new data); images stay in
+[0, 1].
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from pathlib import Path
+
+import torch
+
+from aekit.data import digits, files, mnist
+from aekit.data.base import Dataset
+from aekit.errors import ConfigError, DataError, check_choice, suggest
+
+DATASET_NAMES = ("digits", "mnist")
+NORMALIZE_MODES = ("auto", "standard", "none")
+
+__all__ = [
+    "DATASET_NAMES",
+    "NORMALIZE_MODES",
+    "Dataset",
+    "apply_normalization",
+    "compute_normalization",
+    "invert_normalization",
+    "load_dataset",
+]
+
+
+def load_dataset(
+    spec: str | os.PathLike,
+    *,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    normalize: str = "auto",
+    normalization: dict | None = None,
+    label_column: str | int | None = None,
+    mnist_train: str = "train",
+) -> Dataset:
+    """Load a built-in data set by name, or a file / folder by path.
+
+    Parameters
+    ----------
+    spec : ``"digits"``, ``"mnist"``, or a path to a ``.npy`` / ``.npz`` / ``.csv`` / ``.tsv`` file,
+        a folder of images (class subfolders give labels) or a folder of MNIST IDX files.
+        Names win over files of the same name.
+    seed : seed of the permutation that splits data without fixed splits (not MNIST).
+    valid_fraction, test_fraction : shares of the samples for the valid and test splits, each in
+        [0, 1) and summing to less than 1. MNIST and pre-split .npz files keep their own splits.
+    normalize : ``"auto"`` (``"standard"`` for tabular data, ``"none"`` for images),
+        ``"standard"`` (subtract the training mean, divide by the training std) or ``"none"``.
+    normalization : ``{"mean": [...], "std": [...]}`` recorded by a previous run; applied instead
+        of computing new statistics (``{}`` means none). Use it to encode new data for a trained model.
+    label_column : name or index of the CSV column holding labels (CSV files only).
+    mnist_train : ``"train"`` (50,000) or ``"train+valid"`` (60,000; valid then overlaps train).
+
+    Returns
+    -------
+    Dataset with float32 splits, int64 labels where the source has them, and the normalisation
+    applied in ``normalization``.
+    """
+    _check_fractions(valid_fraction, test_fraction)
+    check_choice("normalize mode", normalize, NORMALIZE_MODES)
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise ConfigError(f"Expected an integer seed, got {seed!r}. Pass e.g. seed=0.")
+    data = _load_raw(
+        spec, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
+        label_column=label_column, mnist_train=mnist_train,
+    )  # fmt: skip
+    return _normalize(data, normalize, normalization)
+
+
+def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
+    for name, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not isinstance(value, numbers.Real) or not 0 <= value < 1:
+            raise ConfigError(f"Expected {name} in [0, 1), got {value!r}. Pass e.g. {name}=0.1.")
+    if valid_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"Expected valid_fraction + test_fraction < 1 to leave samples for training, got "
+            f"{valid_fraction} + {test_fraction}. Lower one of them."
+        )
+
+
+def _load_raw(spec: str | os.PathLike, *, mnist_train: str, **split) -> Dataset:
+    check_choice("MNIST training split", mnist_train, mnist.TRAIN_CHOICES)
+    name = str(spec)
+    if name.lower() in DATASET_NAMES and not isinstance(spec, os.PathLike):
+        if split["label_column"] is not None:
+            raise ConfigError(f"label_column applies to CSV files only, not to the '{name}' data set.")
+        if name.lower() == "digits":
+            return digits.load_digits(
+                seed=int(split["seed"]),
+                valid_fraction=split["valid_fraction"],
+                test_fraction=split["test_fraction"],
+            )
+        return mnist.load_mnist(train=mnist_train)
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"No data set or file named '{name}'.{suggest(name.lower(), DATASET_NAMES)} Give one of "
+            f"{', '.join(DATASET_NAMES)}, or the path of a .npy / .npz / .csv file, a folder of images or a "
+            "folder of MNIST IDX files."
+        )
+    if path.is_dir() and mnist.find_idx_files(path) is not None:
+        if split["label_column"] is not None:
+            raise ConfigError(f"label_column applies to CSV files only, not to the IDX files in '{path}'.")
+        return mnist.load_idx_folder(path, train=mnist_train)
+    return files.load_path(path, **split)
+
+
+# --- normalisation --------------------------------------------------------------------------
+
+
+def compute_normalization(x: torch.Tensor) -> dict:
+    """Per-feature mean and std of ``x`` (N, D), as python floats; a constant feature gets std 1."""
+    x64 = x.double()
+    mean = x64.mean(0)
+    std = x64.std(0, correction=0)
+    # A feature constant up to float32 rounding would otherwise be blown up to noise of size 1.
+    std = torch.where(std <= 1e-7 * mean.abs().clamp(min=1), torch.ones_like(std), std)
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def _stats(normalization: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        mean = torch.tensor(normalization["mean"], dtype=torch.float32)
+        std = torch.tensor(normalization["std"], dtype=torch.float32)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(
+            f"Expected normalization {{'mean': [...], 'std': [...]}} (lists of floats), "
+            f"got {normalization!r}. Pass the 'normalization' recorded by the run, or {{}} for none."
+        ) from e
+    n_features = x.shape[1] if x.dim() == 2 else None
+    if mean.dim() != 1 or mean.shape != std.shape or mean.shape[0] != n_features:
+        raise DataError(
+            f"The normalization has {mean.numel()} means and {std.numel()} stds, but the data has samples of "
+            f"shape {tuple(x.shape[1:])}. Give data with the same columns the model was trained on."
+        )
+    if not (torch.isfinite(std).all() and (std > 0).all() and torch.isfinite(mean).all()):
+        raise DataError(
+            "The normalization holds a non-finite mean or a std <= 0. Use the one the run recorded."
+        )
+    return mean, std
+
+
+def apply_normalization(x: torch.Tensor, normalization: dict) -> torch.Tensor:
+    """Return ``(x - mean) / std`` for ``x`` (N, D); ``normalization={}`` returns ``x`` unchanged."""
+    if not normalization:
+        return x
+    mean, std = _stats(normalization, x)
+    return (x - mean.to(x.device)) / std.to(x.device)
+
+
+def invert_normalization(x: torch.Tensor, normalization: dict) -> torch.Tensor:
+    """Map normalised data (e.g. reconstructions) back to the original units: ``x * std + mean``."""
+    if not normalization:
+        return x
+    mean, std = _stats(normalization, x)
+    return x * std.to(x.device) + mean.to(x.device)
+
+
+def _normalize(data: Dataset, normalize: str, normalization: dict | None) -> Dataset:
+    if normalization is None:
+        mode = ("standard" if data.kind == "tabular" else "none") if normalize == "auto" else normalize
+        if mode == "none":
+            return data
+        if data.kind != "tabular":
+            raise ConfigError(
+                f"normalize='standard' applies to tabular data only; '{data.name}' holds images, which stay "
+                "in [0, 1]. Use normalize='auto' or 'none'."
+            )
+        normalization = compute_normalization(data.train)
+    elif normalization and data.kind != "tabular":
+        raise ConfigError(
+            f"A normalization was given, but '{data.name}' holds images; only tabular data is normalised. "
+            "Pass normalization={} or None."
+        )
+    for split in ("train", "valid", "test"):
+        setattr(data, split, apply_normalization(getattr(data, split), normalization).contiguous())
+    data.normalization = (
+        {"mean": [float(v) for v in normalization["mean"]], "std": [float(v) for v in normalization["std"]]}
+        if normalization
+        else {}
+    )
+    return data

@@ -1,0 +1,557 @@
+"""Users' own data: .npy / .npz arrays, CSV tables and folders of images.
+
+Every loader returns a :class:`~aekit.data.base.Dataset` without normalisation; ``load_dataset``
+applies that afterwards. The shared helpers here (seeded splits, finiteness and label checks) are
+used by the built-in data sets too.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aekit.data.base import Dataset
+from aekit.errors import ConfigError, DataError, suggest
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+FILE_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv")
+MIN_SAMPLES = 3  # one each for train, valid and test
+
+# Keys looked up in an .npz, in order of preference.
+_X_KEYS = ("x", "X", "data")
+_Y_KEYS = ("y", "labels", "Y")
+_SPLIT_KEYS = {
+    "train": (("train", "x_train", "X_train"), ("train_labels", "y_train")),
+    "valid": (("valid", "x_valid", "X_valid"), ("valid_labels", "y_valid")),
+    "test": (("test", "x_test", "X_test"), ("test_labels", "y_test")),
+}
+_GRAY_MODES = ("1", "L", "LA")
+_COLOR_MODES = ("P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+# --- shared helpers -------------------------------------------------------------------------
+
+
+def split_indices(
+    n: int, *, seed: int, valid_fraction: float, test_fraction: float, source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split ``range(n)`` into train / valid / test indices by a seeded permutation.
+
+    Split sizes depend only on ``n`` and the fractions (rounded, at least one sample for a
+    non-zero fraction); which samples land where depends on ``seed``. Indices are sorted within
+    each split so that samples keep their order in the file.
+    """
+    if n < MIN_SAMPLES:
+        raise DataError(
+            f"Expected at least {MIN_SAMPLES} samples in {source} to split into train, valid and test, "
+            f"got {n}{' (the data is empty)' if n == 0 else ''}. Add more samples."
+        )
+    n_valid = _split_size(n, valid_fraction)
+    n_test = _split_size(n, test_fraction)
+    n_train = n - n_valid - n_test
+    if n_train < 1:
+        raise DataError(
+            f"{source} has {n} samples: too few to keep any for training after taking {n_valid} for "
+            f"valid and {n_test} for test. Add samples or lower valid_fraction / test_fraction."
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    train, valid, test = np.split(perm, [n_train, n_train + n_valid])
+    return np.sort(train), np.sort(valid), np.sort(test)
+
+
+def _split_size(n: int, fraction: float) -> int:
+    if fraction <= 0:
+        return 0
+    # floor(x + 0.5) rather than round(): no banker's rounding, so sizes are easy to predict.
+    return max(1, math.floor(n * fraction + 0.5))
+
+
+def check_finite(x: np.ndarray, source: str, where: Callable[[tuple[int, ...]], str] | None = None) -> None:
+    """Raise :class:`DataError` if ``x`` holds NaN or infinite values, saying how many and where."""
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return
+    n_nan = int(np.isnan(x).sum())
+    n_inf = int(bad.sum()) - n_nan
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    at = where(first) if where else f"sample {first[0]}" + (f", position {first[1:]}" if first[1:] else "")
+    raise DataError(
+        f"Expected finite values in {source}, got {n_nan} NaN and {n_inf} infinite value(s); the first is at "
+        f"{at} ({x[first]}). Remove or impute them (e.g. with numpy.nan_to_num) and save the data again."
+    )
+
+
+def encode_labels(values: np.ndarray, source: str) -> np.ndarray:
+    """Return labels as int64 codes; non-integer labels are coded by their sorted unique values."""
+    values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise DataError(
+            f"Expected labels of shape (n_samples,) in {source}, got shape {values.shape}. "
+            "Save one integer label per sample."
+        )
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64)
+    if values.dtype.kind in "US":
+        try:  # numbers stored as text (a CSV column) are coded by value, not alphabetically
+            values = values.astype(np.float64)
+        except ValueError:
+            return np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise DataError(f"Labels in {source} hold NaN or infinite values. Give every sample a label.")
+        if np.array_equal(values, np.round(values)):
+            return values.astype(np.int64)
+    if values.dtype.kind != "f":
+        raise DataError(
+            f"Expected integer or string labels in {source}, got dtype {values.dtype}. "
+            "Save labels as integers."
+        )
+    return np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def _samples(arr: np.ndarray, source: str) -> tuple[np.ndarray, str]:
+    """Interpret an array's shape: (N, D) tabular, (N, H, W) / (N, C, H, W) / (N, H, W, C) images.
+
+    Returns a view shaped ``(N, D)`` or ``(N, C, H, W)`` and the kind.
+    """
+    if arr.dtype.kind not in "biuf":
+        raise DataError(
+            f"Expected a numeric array in {source}, got dtype {arr.dtype}. "
+            "Convert it with x.astype('float32')."
+        )
+    if arr.ndim < 2:
+        raise DataError(
+            f"Expected a 2-D array (samples, features) or images (N, H, W) / (N, C, H, W) in {source}, got a "
+            f"{arr.ndim}-D array of shape {arr.shape}. Reshape your data with x.reshape(-1, 1) if it has a "
+            "single feature or x.reshape(1, -1) if it is a single sample."
+        )
+    if arr.ndim == 2:
+        return arr, "tabular"
+    if arr.ndim == 3:
+        return arr[:, None], "image"
+    if arr.ndim == 4:
+        # Channels-last only when the last axis looks like channels and the second does not.
+        if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
+            return arr.transpose(0, 3, 1, 2), "image"
+        return arr, "image"
+    raise DataError(
+        f"Expected at most 4 dimensions (N, C, H, W) in {source}, got shape {arr.shape}. "
+        "Reshape it to (N, D) for vectors or (N, C, H, W) for images."
+    )
+
+
+def _to_float32(arr: np.ndarray, kind: str, source: str) -> np.ndarray:
+    """Copy into memory as float32; uint8 images are scaled from [0, 255] to [0, 1]."""
+    x = np.ascontiguousarray(arr, dtype=np.float32)
+    if kind == "image" and arr.dtype == np.uint8:
+        x /= 255.0
+    check_finite(x, source)
+    return x
+
+
+def _labels_tensor(y: np.ndarray | None) -> torch.Tensor | None:
+    return None if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+
+
+def split_arrays(
+    name: str,
+    kind: str,
+    x: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    seed: int,
+    valid_fraction: float,
+    test_fraction: float,
+    source: str,
+) -> Dataset:
+    """Build a :class:`Dataset` from one float32 array (and labels) by a seeded split."""
+    if labels is not None and len(labels) != len(x):
+        raise DataError(
+            f"Expected one label per sample in {source}, got {len(labels)} labels for {len(x)} samples. "
+            "Save labels of the same length as the data."
+        )
+    parts = split_indices(
+        len(x), seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction, source=source
+    )
+    xs = [torch.from_numpy(np.ascontiguousarray(x[idx])) for idx in parts]
+    ys = [None] * 3 if labels is None else [_labels_tensor(labels[idx]) for idx in parts]
+    return Dataset(name, kind, *xs, *ys)
+
+
+# --- .npy / .npz ----------------------------------------------------------------------------
+
+
+def load_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:
+    """Load one array from a .npy file (memory-mapped, then copied as float32) and split it."""
+    source = f"'{path}'"
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise DataError(
+                f"{source} is not a NumPy .npy file (it lacks the .npy header). Save it with numpy.save."
+            )
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"Could not read {source}: {e}. Save the array again with numpy.save.") from e
+    view, kind = _samples(arr, source)
+    x = _to_float32(view, kind, source)
+    return split_arrays(
+        path.stem, kind, x, None, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
+        source=source,
+    )  # fmt: skip
+
+
+def load_npz(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:
+    """Load an .npz holding ``x`` (+ ``y``) to split, or pre-split ``train`` / ``valid`` / ``test``.
+
+    Pre-split files may leave out ``valid`` or ``test``; the missing split is then taken from
+    ``train`` with the given fraction.
+    """
+    source = f"'{path}'"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"Could not read {source}: {e}. Save the arrays again with numpy.savez.") from e
+    keys = ", ".join(arrays) or "none"
+    given = {split: _first_key(arrays, names[0]) for split, names in _SPLIT_KEYS.items()}
+    if given["train"] is not None:
+        return _load_presplit(path, arrays, seed, valid_fraction, test_fraction)
+    if any(given.values()):
+        raise DataError(
+            f"{source} holds a valid or test split but no training split (keys: {keys}). "
+            "Add the array 'train' (or 'x_train')."
+        )
+    x_key = _first_key(arrays, _X_KEYS) or (next(iter(arrays)) if len(arrays) == 1 else None)
+    if x_key is None:
+        raise DataError(
+            f"Expected the data in {source} under 'x' (or 'X', 'data'), or pre-split arrays 'train', "
+            f"'valid', 'test', got keys: {keys}. Save it with numpy.savez(path, x=data, y=labels)."
+        )
+    view, kind = _samples(arrays[x_key], f"{source}['{x_key}']")
+    x = _to_float32(view, kind, f"{source}['{x_key}']")
+    y_key = _first_key(arrays, _Y_KEYS)
+    y = encode_labels(arrays[y_key], f"{source}['{y_key}']") if y_key else None
+    return split_arrays(
+        path.stem, kind, x, y, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
+        source=source,
+    )  # fmt: skip
+
+
+def _first_key(arrays: dict, names: tuple[str, ...]) -> str | None:
+    return next((k for k in names if k in arrays), None)
+
+
+def _load_presplit(
+    path: Path, arrays: dict, seed: int, valid_fraction: float, test_fraction: float
+) -> Dataset:
+    source = f"'{path}'"
+    xs: dict[str, np.ndarray] = {}
+    ys: dict[str, np.ndarray | None] = {}
+    kind = "tabular"
+    for split, (x_names, y_names) in _SPLIT_KEYS.items():
+        x_key = _first_key(arrays, x_names)
+        if x_key is None:
+            continue
+        view, kind = _samples(arrays[x_key], f"{source}['{x_key}']")
+        xs[split] = _to_float32(view, kind, f"{source}['{x_key}']")
+        y_key = _first_key(arrays, y_names)
+        ys[split] = arrays[y_key] if y_key else None
+        if y_key and len(ys[split]) != len(xs[split]):
+            raise DataError(
+                f"Expected one label per sample in {source}, got {len(ys[split])} in '{y_key}' for "
+                f"{len(xs[split])} samples in '{x_key}'. Save labels of the same length as the data."
+            )
+    shapes = {split: x.shape[1:] for split, x in xs.items()}
+    if len(set(shapes.values())) > 1:
+        raise DataError(
+            f"Expected every split in {source} to have the same sample shape, got {shapes}. "
+            "Save all splits with the same shape."
+        )
+    if len({y is None for y in ys.values()}) > 1:
+        raise DataError(
+            f"{source} has labels for some splits but not for others. Save labels for every split, or none."
+        )
+    ys = _encode_split_labels(ys, source)
+    if "valid" not in xs or "test" not in xs:
+        # A split that was not given is carved out of train with its fraction.
+        x_train, y_train = xs["train"], ys["train"]
+        parts = split_indices(
+            len(x_train), seed=seed, source=f"{source}['train']",
+            valid_fraction=valid_fraction if "valid" not in xs else 0.0,
+            test_fraction=test_fraction if "test" not in xs else 0.0,
+        )  # fmt: skip
+        for split, idx in zip(("train", "valid", "test"), parts, strict=True):
+            if split == "train" or split not in xs:
+                xs[split] = x_train[idx]
+                ys[split] = None if y_train is None else y_train[idx]
+    if len(xs["train"]) == 0:
+        raise DataError(f"The training split in {source} is empty. Save at least one training sample.")
+    return Dataset(
+        path.stem,
+        kind,
+        *(torch.from_numpy(np.ascontiguousarray(xs[s])) for s in ("train", "valid", "test")),
+        *(_labels_tensor(ys[s]) for s in ("train", "valid", "test")),
+    )
+
+
+def _encode_split_labels(ys: dict, source: str) -> dict:
+    """Encode labels of all splits together so that a class has one code everywhere."""
+    if any(y is None for y in ys.values()):
+        return ys
+    lengths = np.cumsum([len(y) for y in ys.values()])[:-1]
+    codes = encode_labels(np.concatenate([np.asarray(y).reshape(len(y), -1) for y in ys.values()]), source)
+    return dict(zip(ys, np.split(codes, lengths), strict=True))
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_rows(path: Path) -> tuple[list[list[str]], list[int]]:
+    """Return the non-blank rows of a CSV / TSV file and their line numbers (1-based)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"'{path}' is not UTF-8 text ({e}). Save it as a UTF-8 CSV file.") from e
+    first = text.lstrip().split("\n", 1)[0]
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    if delimiter == "," and "," not in first:
+        delimiter = next((d for d in (";", "\t") if d in first), ",")
+    rows, lines = [], []
+    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            rows.append([cell.strip() for cell in row])
+            lines.append(reader.line_num)
+    return rows, lines
+
+
+def _has_header(rows: list[list[str]]) -> bool:
+    # A header has a non-numeric cell above a numeric one (string label columns stay data),
+    # or is entirely non-numeric.
+    first = [not _is_number(c) for c in rows[0]]
+    if all(first):
+        return True
+    if len(rows) < 2:
+        return False
+    return any(f and _is_number(c) for f, c in zip(first, rows[1], strict=False))
+
+
+def _label_index(label_column: str | int, header: list[str] | None, n_columns: int, source: str) -> int:
+    columns = ", ".join(header) if header else f"0..{n_columns - 1}"
+    if isinstance(label_column, str) and header and label_column in header:
+        return header.index(label_column)
+    if isinstance(label_column, str) and label_column.lstrip("-").isdigit():
+        label_column = int(label_column)
+    if isinstance(label_column, int) and -n_columns <= label_column < n_columns:
+        return label_column % n_columns
+    if isinstance(label_column, str) and not header:
+        raise DataError(
+            f"{source} has no header row, so the label column '{label_column}' cannot be found by name. "
+            f"Pass its index (0..{n_columns - 1}) instead."
+        )
+    hint = suggest(str(label_column), header) if header else ""
+    raise DataError(f"Unknown label column '{label_column}' in {source}.{hint} Columns are: {columns}.")
+
+
+def read_csv(path: Path, label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a real-valued CSV table as float32 ``(N, D)`` and, optionally, one label column.
+
+    The header is detected (a first row with non-numeric cells). Labels are integer-coded.
+    """
+    source = f"'{path}'"
+    rows, lines = _read_rows(path)
+    if not rows:
+        raise DataError(f"{source} is empty. Give a CSV file with one sample per row.")
+    header = rows[0] if _has_header(rows) else None
+    if header:
+        rows, lines = rows[1:], lines[1:]
+    n_columns = len(header) if header else len(rows[0]) if rows else 0
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != n_columns:
+            raise DataError(
+                f"Expected {n_columns} cells on every row of {source}, got {len(row)} on line {line}. "
+                "Give every row the same number of columns."
+            )
+    names = header or [str(j) for j in range(n_columns)]
+    label_at = None if label_column is None else _label_index(label_column, header, n_columns, source)
+    features = [j for j in range(n_columns) if j != label_at]
+    if not features:
+        raise DataError(f"{source} has no feature columns besides the label column. Add feature columns.")
+    x = np.empty((len(rows), len(features)), np.float32)
+    for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
+        try:
+            x[i] = [float(row[j]) for j in features]
+        except ValueError:
+            j = next(j for j in features if not _is_number(row[j]))
+            what = "is empty" if row[j] == "" else f"holds '{row[j]}', which is not a number"
+            raise DataError(
+                f"Expected numbers in the feature columns of {source}, but line {line}, column '{names[j]}' "
+                f"{what}. Fix or drop that row, or pass label_column='{names[j]}' if it holds labels."
+            ) from None
+    check_finite(x, source, lambda at: f"line {lines[at[0]]}, column '{names[features[at[1]]]}'")
+    labels = None
+    if label_at is not None:
+        column = np.array([row[label_at] for row in rows])
+        if (column == "").any():
+            line = lines[int(np.argmax(column == ""))]
+            raise DataError(
+                f"The label column '{names[label_at]}' of {source} is empty on line {line}. "
+                "Give every row a label, or drop the rows without one."
+            )
+        labels = encode_labels(column, f"{source}, column '{names[label_at]}'")
+    return x, labels
+
+
+def load_csv(
+    path: Path, *, seed: int, valid_fraction: float, test_fraction: float, label_column: str | int | None
+) -> Dataset:
+    """Load a CSV table (one sample per row) and split it by a seeded permutation."""
+    x, labels = read_csv(path, label_column)
+    return split_arrays(
+        path.stem, "tabular", x, labels, seed=seed, valid_fraction=valid_fraction,
+        test_fraction=test_fraction, source=f"'{path}'",
+    )  # fmt: skip
+
+
+# --- folders of images ----------------------------------------------------------------------
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    )  # fmt: skip
+
+
+def find_images(folder: Path) -> tuple[list[Path], list[int] | None]:
+    """List the images in ``folder``: directly inside (no labels) or in class subfolders (labels)."""
+    direct = _image_files(folder)
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = [(d, files) for d in subfolders if (files := _image_files(d))]
+    if direct and classes:
+        raise DataError(
+            f"'{folder}' holds images both directly and in subfolders ({classes[0][0].name}/, ...). "
+            "Put every image into a class subfolder, or all of them directly in the folder."
+        )
+    if direct:
+        return direct, None
+    if not classes:
+        raise DataError(
+            f"No data found in folder '{folder}': expected images ({', '.join(IMAGE_EXTENSIONS)}) directly "
+            "in it or in class subfolders, or the four MNIST IDX files. Point to a folder that holds them."
+        )
+    files = [f for _, fs in classes for f in fs]
+    labels = [k for k, (_, fs) in enumerate(classes) for _ in fs]
+    return files, labels
+
+
+def _is_gray(im, path: Path) -> bool:
+    """Whether an image has one channel (a palette of greys counts as one)."""
+    if im.mode in _GRAY_MODES:
+        return True
+    if im.mode in ("P", "PA"):
+        palette = np.asarray(im.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+        return bool((palette == palette[:, :1]).all())
+    if im.mode in _COLOR_MODES:
+        return False
+    raise DataError(
+        f"Image '{path}' has mode '{im.mode}' (16-bit or floating point); expected 8-bit grayscale or colour "
+        "images. Convert it, e.g. Image.open(p).convert('L').save(p)."
+    )
+
+
+def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a folder of same-sized images as float32 ``(N, C, H, W)`` in [0, 1] (C = 1 or 3)."""
+    from PIL import Image, UnidentifiedImageError
+
+    files, labels = find_images(folder)
+    sizes, gray = [], []
+    for f in files:  # first pass reads headers only
+        try:
+            with Image.open(f) as im:
+                sizes.append(im.size)
+                gray.append(_is_gray(im, f))
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"Could not read image '{f}': {e}. Remove or replace the file.") from e
+    w, h = sizes[0]
+    for f, size in zip(files, sizes, strict=True):
+        if size != sizes[0]:
+            raise DataError(
+                f"Expected every image in '{folder}' to be {w}x{h} pixels like '{files[0].name}', "
+                f"got {size[0]}x{size[1]} for '{f}'. Resize the images to one size first "
+                f"(e.g. Image.open(p).resize(({w}, {h})) with Pillow)."
+            )
+    mode = "L" if all(gray) else "RGB"
+    x = np.empty((len(files), 1 if mode == "L" else 3, h, w), np.float32)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                a = np.asarray(im.convert(mode), dtype=np.float32)
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"Could not read image '{f}': {e}. Remove or replace the file.") from e
+        x[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    x /= 255.0
+    return x, None if labels is None else np.asarray(labels, np.int64)
+
+
+def load_image_folder(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:
+    """Load a folder of images (class subfolders give labels) and split it by a seeded permutation."""
+    x, labels = read_image_folder(path)
+    return split_arrays(
+        path.name, "image", x, labels, seed=seed, valid_fraction=valid_fraction,
+        test_fraction=test_fraction, source=f"'{path}'",
+    )  # fmt: skip
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+
+def load_path(
+    path: Path,
+    *,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    label_column: str | int | None = None,
+) -> Dataset:
+    """Load a file or a folder of images by its extension; see :func:`aekit.data.load_dataset`."""
+    split = {"seed": seed, "valid_fraction": valid_fraction, "test_fraction": test_fraction}
+    suffix = path.suffix.lower()
+    if label_column is not None and (path.is_dir() or suffix not in (".csv", ".tsv")):
+        raise ConfigError(
+            f"label_column applies to CSV files only, got it for '{path}'. For .npz files save the labels "
+            "as 'y'; for a folder of images put each class into its own subfolder."
+        )
+    if path.is_dir():
+        return load_image_folder(path, **split)
+    if suffix not in FILE_EXTENSIONS:
+        raise DataError(
+            f"Unsupported file type '{suffix or path.name}' for '{path}'. Expected one of "
+            f"{', '.join(FILE_EXTENSIONS)}, a folder of images or a folder of MNIST IDX files. "
+            "Convert the data, e.g. with numpy.save('data.npy', x)."
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"'{path}' is empty (0 bytes). Check that the file was written completely.")
+    if suffix == ".npy":
+        return load_npy(path, **split)
+    if suffix == ".npz":
+        return load_npz(path, **split)
+    return load_csv(path, label_column=label_column, **split)

@@ -1,0 +1,47 @@
+"""The one exception family for user errors.
+
+Every error a user can cause (bad option, bad data, bad checkpoint) is an :class:`AekitError`.
+Its message says what was wrong, with which input, and how to fix it. The CLI prints the
+message without a traceback and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AekitError(Exception):
+    """Base class of every error caused by user input."""
+
+
+class ConfigError(AekitError, ValueError):
+    """An option or configuration value is unknown, malformed or out of range."""
+
+
+class DataError(AekitError, ValueError):
+    """A data set could not be found, read, or does not suit the chosen model."""
+
+
+class CheckpointError(AekitError):
+    """A run directory or checkpoint is missing, corrupt, or belongs to another model."""
+
+
+class NotGenerativeError(AekitError):
+    """The model cannot do what was asked (e.g. sampling from a plain autoencoder)."""
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """Return ' Did you mean 'x'?' when ``name`` is close to one of ``choices``, else ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def check_choice(option: str, value: str, choices: Iterable[str]) -> str:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``; return it."""
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(
+            f"Unknown {option} '{value}'.{suggest(str(value), choices)} Choose one of: {', '.join(choices)}."
+        )
+    return value
