@@ -1,0 +1,151 @@
+"""A run's report: one self-contained static HTML page (inline CSS, no scripts, no external assets)."""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+import os
+import struct
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aekit.fsutil import atomic_write_text
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  max-width: 1000px; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.5rem 0; }
+th, td { border: 1px solid #ddd; padding: 0.3rem 0.7rem; text-align: left; vertical-align: top; }
+th { background: #f5f5f5; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; height: auto; display: block; }
+img.pixelated { image-rendering: pixelated; }
+pre { background: #f7f7f7; border: 1px solid #e5e5e5; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
+"""
+
+_SMALL_IMAGE = 320  # pixels: smaller PNGs are shown enlarged, with sharp pixels
+
+
+def format_value(value: object) -> str:
+    """Format a value for a table: floats with 4 significant digits, thousands separated by commas."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if math.isfinite(v) and 1e3 <= abs(v) < 1e15:  # 4 or more digits before the point
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={format_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+def _table(rows: Mapping[str, object]) -> str:
+    body = []
+    for key, value in rows.items():
+        cls = ' class="num"' if isinstance(value, numbers.Number) and not isinstance(value, bool) else ""
+        body.append(
+            f"<tr><th>{html.escape(str(key))}</th><td{cls}>{html.escape(format_value(value))}</td></tr>"
+        )
+    return "<table>\n" + "\n".join(body) + "\n</table>"
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """Width and height from a PNG header, or None when the file is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def _image(run_dir: Path, heading: str, relative: str) -> str | None:
+    file = run_dir / relative
+    if not file.is_file():
+        return None
+    src = html.escape(Path(relative).as_posix(), quote=True)
+    attrs = ""
+    size = _png_size(file)
+    if size:
+        w, h = size
+        factor = max(1, _SMALL_IMAGE // max(w, h, 1))  # tiny images are enlarged by an integer factor
+        attrs = f' width="{w * factor}" height="{h * factor}"'
+        attrs += ' class="pixelated"' if factor > 1 else ""
+    return (
+        f'<h2>{html.escape(heading)}</h2>\n<img src="{src}" alt="{html.escape(heading, quote=True)}"{attrs}>'
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Turn a config into plain YAML types (tuples, paths and NumPy scalars would stop ``safe_dump``)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # NumPy or torch scalar
+        try:
+            return _plain(value.item())
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    return str(value)
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    *,
+    title: str,
+    summary: Mapping[str, object],
+    metrics: Mapping[str, float] | None,
+    plots: Sequence[tuple[str, str]],
+    config: Mapping | None = None,
+) -> Path:
+    """Write ``run_dir/report.html`` atomically and return its path.
+
+    Parameters
+    ----------
+    run_dir : the run directory; image paths are relative to it.
+    title : page title.
+    summary : facts about the run (model, data, epochs, best epoch, train time...), shown in order.
+    metrics : test metrics, or None when there are none.
+    plots : ``(heading, relative_path)`` pairs; plots whose file is missing are left out.
+    config : the resolved configuration, shown as YAML.
+    """
+    run_dir = Path(run_dir)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="sub">Run directory: {html.escape(run_dir.resolve().name)}</p>',
+    ]
+    if summary:
+        parts += ["<h2>Summary</h2>", _table(summary)]
+    if metrics:
+        parts += ["<h2>Test metrics</h2>", _table(metrics)]
+    parts += [img for heading, rel in plots if (img := _image(run_dir, heading, rel)) is not None]
+    if config is not None:
+        text = yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
+        parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(text)}</pre>"]
+    parts += ["</body>", "</html>", ""]
+
+    return atomic_write_text(run_dir / "report.html", "\n".join(parts))
