@@ -1,0 +1,68 @@
+"""The plots and the HTML report of a run, chosen to suit its data (images or tabular)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from aekit import plots
+from aekit.report import write_report
+
+if TYPE_CHECKING:
+    from aekit.data import Dataset
+    from aekit.run import Run
+
+N_SHOW = 64  # images in the reconstruction and sample grids
+
+
+def write_artifacts(
+    run: Run, dataset: Dataset, history: list[dict[str, Any]], summary: dict[str, Any]
+) -> Path:
+    """Write ``plots/*.png`` and ``report.html`` into the run directory; return the report's path."""
+    out = run.path / "plots"
+    figures: list[tuple[str, str]] = []
+
+    def add(title: str, name: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        fn(*args, out / name, **kwargs)
+        figures.append((title, f"plots/{name}"))
+
+    x, labels = dataset.test, dataset.test_labels
+    if not len(x):
+        x, labels = dataset.train, dataset.train_labels
+    if history:
+        add("Loss per epoch (per sample, nats)", "loss_curves.png", plots.plot_loss_curves, history)
+    shown = x[:N_SHOW]
+    recon = run.reconstruct(_raw(run, shown))
+    generative = run.model.is_generative
+    if dataset.kind == "image":
+        add("Test images (top) and their reconstructions", "reconstructions.png",
+            plots.plot_reconstructions, shown, recon, n=min(32, len(shown)))  # fmt: skip
+        if generative:
+            add(
+                "Samples from the prior", "samples.png", plots.plot_image_grid, run.sample(N_SHOW).clamp(0, 1)
+            )
+    else:
+        raw = _raw(run, x)
+        add("Reconstruction per feature (test set)", "feature_reconstruction.png",
+            plots.plot_feature_reconstruction, raw, run.reconstruct(raw))  # fmt: skip
+        if generative:
+            add("Data vs samples, per feature", "feature_samples.png",
+                plots.plot_feature_samples, raw, run.sample(min(len(raw), 2000)))  # fmt: skip
+    codes = run.encode(_raw(run, x))
+    add("Latent codes of the test set" + (" (PCA to 2-D)" if codes.shape[1] > 2 else ""),
+        "latent_scatter.png", plots.plot_latent_scatter, codes, labels)  # fmt: skip
+    return write_report(
+        run.path,
+        title=f"aekit run: {run.config.model.model} on {dataset.name}",
+        summary={k: v for k, v in summary.items() if k != "test"},
+        metrics=summary.get("test") or None,
+        plots=figures,
+        config=run.config.to_dict(),
+    )
+
+
+def _raw(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """Undo the data's normalisation: the Run's public methods take data in its own units."""
+    return run.denormalize(x.cpu())

@@ -1,0 +1,262 @@
+"""The ``aekit`` command line: train, eval, sample, reconstruct, encode.
+
+Every user error is an :class:`aekit.errors.AekitError`; it is printed without a traceback and
+the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aekit.config import SECTIONS, field_type, load_yaml
+from aekit.errors import AekitError, ConfigError, suggest
+
+# --- argument parsing ----------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose unknown options raise ConfigError with a suggestion."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            sub = getattr(ns, "_parser", self)
+            options = [o for a in sub._actions for o in a.option_strings]
+            bad = extra[0]
+            raise ConfigError(
+                f"Unknown option '{bad}'.{suggest(bad.split('=')[0], options)} "
+                f"Run 'aekit {getattr(ns, 'command', '') or ''} --help' for the list of options.".replace(
+                    "  ", " "
+                )
+            )
+        return ns
+
+
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field (``latent_dim`` -> ``--latent-dim``); defaults stay None so a
+    YAML file's values are only overridden by flags actually given."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} options")
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            hint = field_type(cls, f.name)
+            default = f.default if f.default is not f.default_factory else None
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            if hint is bool:
+                group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            else:
+                group.add_argument(
+                    flag, dest=f.name, default=None, metavar=f.name.upper(), help=f"default: {shown}"
+                )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aekit", description="Train, evaluate and use autoencoders.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(_parser=p)
+        return p
+
+    p = add("train", "Train a model and write its run directory (config, weights, metrics, plots, report).")
+    p.add_argument("--config", help="YAML file of options; command-line flags override it")
+    p.add_argument("--out", help="run directory to create (default: runs/<model>-<data>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run (optionally with --epochs)"
+    )
+    p.add_argument("--no-report", action="store_true", help="skip the plots and report.html")
+    _config_flags(p)
+
+    p = add("eval", "Print test-set metrics of a trained run.")
+    _run_and_data(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
+
+    p = add("sample", "Draw new samples from a generative run and save them.")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="FILE.png (a grid or plot) or FILE.npy (the array)")
+
+    p = add("reconstruct", "Save data next to its reconstructions.")
+    _run_and_data(p)
+    p.add_argument("-n", type=int, default=32, help="number of samples shown")
+    p.add_argument("--out", required=True, help="FILE.png (a grid or plot) or FILE.npy (the array)")
+
+    p = add("encode", "Save the codes of a data set (.npy, or .npz with labels).")
+    _run_and_data(p, default_split="all")
+    p.add_argument("--out", required=True, help="codes.npy, or codes.npz (codes and labels)")
+    return parser
+
+
+def _run_and_data(p: argparse.ArgumentParser, default_split: str = "test") -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="data to use (default: the run's own); split and normalised as in training")
+    p.add_argument(
+        "--split", default=default_split, help=f"train, valid, test or all (default: {default_split})"
+    )
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aekit.run import REPORT, SUMMARY, resume, train
+
+    given = {f.name: getattr(args, f.name) for cls in SECTIONS.values() for f in fields(cls)}
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.resume:
+        unsupported = sorted(set(given) - {"epochs", "progress"})
+        if unsupported or args.config or args.out:
+            raise ConfigError(
+                "--resume continues a run with its saved configuration; only --epochs and --progress "
+                "can change. "
+                f"Remove: {', '.join(unsupported + [o for o in ('config', 'out') if getattr(args, o)])}."
+            )
+        run = resume(args.resume, epochs=given.get("epochs"), progress=given.get("progress"),
+                     report=not args.no_report)  # fmt: skip
+    else:
+        values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+        values = {**values, **given}
+        run = train(values, out=args.out, overwrite=args.overwrite, report=not args.no_report)
+    summary = json.loads((run.path / SUMMARY).read_text())
+    test = summary.get("test", {})
+    shown = ", ".join(
+        f"{k} {v:.4g}" for k, v in test.items() if k in ("mse", "psnr", "recon_nats", "neg_elbo")
+    )
+    print(f"Trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
+          f"({summary['samples_per_s']:.0f} samples/s); best epoch {summary['best_epoch']}.")  # fmt: skip
+    if shown:
+        print(f"Test: {shown}")
+    print(f"Run directory: {run.path}")
+    if (run.path / REPORT).is_file():
+        print(f"Report: {run.path / REPORT}")
+    return 0
+
+
+def _split_data(run: Any, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The requested split of the run's (or --data) data set, normalised as in training."""
+    dataset = run.load_data(args.data)
+    if args.split == "all":
+        xs = [dataset.train, dataset.valid, dataset.test]
+        ys = [dataset.train_labels, dataset.valid_labels, dataset.test_labels]
+        labels = torch.cat(ys) if all(y is not None for y in ys) else None
+        return torch.cat(xs), labels
+    x, y = dataset.split(args.split)
+    if not len(x):
+        raise ConfigError(f"The {args.split} split of '{dataset.name}' is empty. Choose another --split.")
+    return x, y
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    x, _ = _split_data(run, args)
+    metrics = run.evaluate(x, seed=args.seed)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for k, v in metrics.items():
+            print(f"{k:>14}  {v:.6g}" if isinstance(v, float) else f"{k:>14}  {v}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from aekit import plots
+    from aekit.run import load_run
+
+    if args.n < 1:
+        raise ConfigError(f"-n must be at least 1, got {args.n}.")
+    run = load_run(args.run_dir)
+    samples = run.sample(args.n, seed=args.seed)
+    out = _check_out(args.out, (".png", ".npy"))
+    if out.suffix == ".npy":
+        _save_npy(out, samples.numpy())
+    elif run.data_info["kind"] == "image":
+        plots.plot_image_grid(samples.clamp(0, 1), out)
+    else:
+        plots.plot_feature_samples(run.denormalize(run.load_data().train), samples, out)
+    print(f"Wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from aekit import plots
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    x, _ = _split_data(run, args)
+    x = run.denormalize(x[: max(args.n, 1)])
+    recon = run.reconstruct(x)
+    out = _check_out(args.out, (".png", ".npy"))
+    if out.suffix == ".npy":
+        _save_npy(out, recon.numpy())
+    elif run.data_info["kind"] == "image":
+        plots.plot_reconstructions(x, recon.clamp(0, 1), out, n=len(x))
+    else:
+        plots.plot_feature_reconstruction(x, recon, out)
+    print(f"Wrote {len(x)} reconstructions to {out}")
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from aekit.fsutil import atomic_path
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    x, labels = _split_data(run, args)
+    codes = run.encode(run.denormalize(x)).numpy()
+    out = _check_out(args.out, (".npy", ".npz"))
+    if out.suffix == ".npz":
+        arrays = {"codes": codes} if labels is None else {"codes": codes, "labels": labels.numpy()}
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        _save_npy(out, codes)
+    print(f"Wrote codes of shape {codes.shape} to {out}")
+    return 0
+
+
+def _check_out(out: str, suffixes: tuple[str, ...]) -> Path:
+    path = Path(out)
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"--out '{out}' must end in {' or '.join(suffixes)}.")
+    return path
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    from aekit.fsutil import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
+            "encode": cmd_encode}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aekit`` command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "split", None) not in (None, "train", "valid", "test", "all"):
+            raise ConfigError(f"Unknown split '{args.split}'. Choose one of: train, valid, test, all.")
+        return COMMANDS[args.command](args)
+    except AekitError as err:
+        print(f"aekit: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

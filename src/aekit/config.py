@@ -1,0 +1,260 @@
+"""Run configuration: three small frozen dataclasses (model, data, training) and their validation.
+
+The same keys come from the command line (``--latent-dim 8``), from a YAML file (flat or grouped
+under ``model:`` / ``data:`` / ``train:``) or from Python keywords. Unknown keys are refused with a
+suggestion. Nothing mutates a config after it is built; ``replace`` makes a changed copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aekit.errors import ConfigError, check_choice, suggest
+
+MODELS = ("ae", "vae")
+ARCHS = ("mlp", "conv")
+LIKELIHOODS = ("auto", "bernoulli", "gaussian")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "leaky_relu", "none")
+NORMALIZE = ("auto", "standard", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the network is: a preset (``model``) plus the parts it is built from."""
+
+    model: str = "vae"  # preset: ae | vae
+    arch: str = "mlp"  # mlp | conv
+    hidden: tuple[int, ...] = (400,)  # MLP layer widths, or conv channels per stride-2 stage
+    latent_dim: int = 20
+    activation: str = "relu"
+    likelihood: str = "auto"  # auto: bernoulli when the training data lies in [0, 1], else gaussian
+    obs_std: float = 1.0  # standard deviation of the gaussian likelihood (initial value when learned)
+    learn_obs_std: bool = False  # learn one standard deviation per data dimension
+    beta: float = 1.0  # weight of the KL term (beta-VAE when > 1)
+
+    def validate(self) -> ModelConfig:
+        check_choice("model", self.model, MODELS)
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        if any(w < 1 for w in self.hidden):
+            raise ConfigError(f"hidden widths must be positive integers, got {list(self.hidden)}.")
+        if self.arch == "conv" and not self.hidden:
+            raise ConfigError("arch 'conv' needs at least one stage: pass channels, e.g. --hidden 32,64.")
+        _positive("latent_dim", self.latent_dim)
+        _positive("obs_std", self.obs_std)
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise ConfigError(f"beta must be a finite number >= 0, got {self.beta}.")
+        return self
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is split."""
+
+    data: str = "digits"  # digits | mnist | a path (.npy, .npz, .csv, a folder of images or IDX files)
+    valid_fraction: float = 0.1  # for sources without a fixed split
+    test_fraction: float = 0.1
+    split_seed: int = 0  # the split is fixed by this seed, independent of the training seed
+    normalize: str = "auto"  # auto: standardise tabular data (train statistics), leave images as they are
+    label_column: str | None = None  # CSV column holding class labels (name or index)
+    mnist_train: str = "train"  # train (50k) | train+valid (60k)
+
+    def validate(self) -> DataConfig:
+        check_choice("normalize", self.normalize, NORMALIZE)
+        check_choice("mnist_train", self.mnist_train, ("train", "train+valid"))
+        for name in ("valid_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError(f"{name} must lie in [0, 1), got {value}.")
+        if self.valid_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"valid_fraction + test_fraction must be < 1 to leave training data, got "
+                f"{self.valid_fraction} + {self.test_fraction}."
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the model is trained."""
+
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
+    device: str = "auto"  # auto: cuda when present, else cpu
+    progress: bool = True  # show a progress bar
+
+    def validate(self) -> TrainConfig:
+        _positive("epochs", self.epochs)
+        _positive("batch_size", self.batch_size)
+        _positive("lr", self.lr)
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}.")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0 (0 disables early stopping), got {self.patience}.")
+        check_choice("device", self.device, DEVICES)
+        return self
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs: ``model``, ``data`` and ``train`` sections."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> RunConfig:
+        self.model.validate()
+        self.data.validate()
+        self.train.validate()
+        return self
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        """Return a copy with flat keys (``latent_dim=8``) or sections (``model={...}``) replaced."""
+        return from_dict(overrides, base=self)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+            for name, section in self.sections().items()
+        }
+
+    def sections(self) -> dict[str, Any]:
+        return {"model": self.model, "data": self.data, "train": self.train}
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+# Every key is unique across sections, so a flat key names its section unambiguously.
+KEY_SECTION: dict[str, str] = {f.name: s for s, cls in SECTIONS.items() for f in fields(cls)}
+
+
+def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """Build a validated :class:`RunConfig` from flat and/or grouped keys, on top of ``base``.
+
+    Keys may use dashes or underscores. Unknown keys raise :class:`ConfigError` with a suggestion.
+    """
+    base = base or RunConfig()
+    updates: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, value in values.items():
+        key = str(key).replace("-", "_")
+        if key in SECTIONS:
+            if isinstance(value, dict):
+                for sub_key, sub_value in value.items():
+                    sub_key = str(sub_key).replace("-", "_")
+                    if KEY_SECTION.get(sub_key) != key:
+                        raise ConfigError(
+                            f"Unknown key '{sub_key}' in section '{key}'."
+                            f"{suggest(sub_key, [f.name for f in fields(SECTIONS[key])])}"
+                        )
+                    updates[key][sub_key] = sub_value
+                continue
+            if dataclasses.is_dataclass(value):
+                updates[key].update({f.name: getattr(value, f.name) for f in fields(value)})
+                continue
+            if key not in KEY_SECTION:  # 'model' and 'data' are also keys: model="vae", data="digits"
+                raise ConfigError(f"Section '{key}' must be a mapping of keys to values, got {value!r}.")
+        if key not in KEY_SECTION:
+            raise ConfigError(
+                f"Unknown option '{key}'.{suggest(key, KEY_SECTION)} "
+                "Run 'aekit train --help' for the list of options."
+            )
+        updates[KEY_SECTION[key]][key] = value
+    sections = {}
+    for name, section in base.sections().items():
+        typed = {k: _coerce(type(section), k, v) for k, v in updates[name].items()}
+        sections[name] = dataclasses.replace(section, **typed)
+    return RunConfig(**sections).validate()
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with clear errors for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file '{path}' does not exist. Check the path passed to --config.")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Config file '{path}' is not valid YAML: {err}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"Config file '{path}' must hold a mapping of keys to values, got {type(values).__name__}."
+        )
+    return values
+
+
+def save_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value}.")
+
+
+def field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """Convert a value from the CLI or YAML to the field's declared type, or raise ConfigError."""
+    hint = field_type(cls, name)
+    origin = typing.get_origin(hint)
+    try:
+        if origin is tuple:  # tuple[int, ...]: "400,200", [400, 200] or 400
+            if isinstance(value, str):
+                value = [v for v in value.replace(" ", "").split(",") if v]
+            elif not isinstance(value, (list, tuple)):
+                value = [value]
+            return tuple(_to_int(v) for v in value)
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() in ("true", "yes", "1", "on"):
+                    return True
+                if value.lower() in ("false", "no", "0", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if hint is int:
+            return _to_int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if value is None:
+            return None
+        return str(value)
+    except (TypeError, ValueError):
+        expected = {int: "an integer", float: "a number", bool: "true or false"}.get(
+            hint, "a list of integers"
+        )
+        raise ConfigError(f"Option '{name}' expects {expected}, got {value!r}.") from None
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError
+    return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,83 @@
+"""Observation models p(x | z): the reconstruction cost C of the energy view, in nats.
+
+Every ``nll`` is per sample: summed over the dimensions of one sample, shape ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.errors import DataError
+
+
+class Bernoulli(nn.Module):
+    """Bernoulli likelihood on logits, for data in [0, 1] (binary or grey levels)."""
+
+    name = "bernoulli"
+
+    def nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """-log p(x | logits), summed over dimensions: ``(N,)`` nats."""
+        # The logits form is exact and stable; probabilities would saturate at 0 and 1.
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+    def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+
+    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 1:
+            raise DataError(
+                f"The bernoulli likelihood needs {what} in [0, 1], "
+                f"but values range over [{lo:.4g}, {hi:.4g}]. "
+                "Use --likelihood gaussian for real-valued data, or rescale the data to [0, 1]."
+            )
+
+
+class Gaussian(nn.Module):
+    """Diagonal Gaussian likelihood with a fixed, or learned per-dimension, standard deviation."""
+
+    name = "gaussian"
+
+    def __init__(self, sample_shape: tuple[int, ...], std: float = 1.0, learn_std: bool = False):
+        super().__init__()
+        log_std = torch.full(sample_shape, math.log(std))
+        if learn_std:
+            self.log_std = nn.Parameter(log_std)
+        else:
+            self.register_buffer("log_std", log_std)
+
+    def nll(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """-log N(x; mean, std^2), summed over dimensions: ``(N,)`` nats."""
+        z = (x - mean) * torch.exp(-self.log_std)
+        per_dim = 0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)
+        return per_dim.flatten(1).sum(1)
+
+    def mean(self, mean: torch.Tensor) -> torch.Tensor:
+        return mean
+
+    def sample(self, mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + noise * torch.exp(self.log_std)
+
+    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+        """Any finite real value is valid."""
+
+
+def build_likelihood(name: str, sample_shape: tuple[int, ...], std: float, learn_std: bool) -> nn.Module:
+    if name == "bernoulli":
+        return Bernoulli()
+    return Gaussian(sample_shape, std, learn_std)
+
+
+def resolve_likelihood(name: str, train: torch.Tensor) -> str:
+    """``auto`` picks bernoulli when the training data lies in [0, 1], else gaussian."""
+    if name != "auto":
+        return name
+    return "bernoulli" if float(train.min()) >= 0 and float(train.max()) <= 1 else "gaussian"

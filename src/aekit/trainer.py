@@ -1,0 +1,198 @@
+"""The one training loop. It does not know which model it trains.
+
+A model supplies ``loss_terms(x) -> {name: (N,) tensor}`` and ``term_weights``; the trainer sums
+the weighted means, steps Adam, logs every term, validates each epoch, keeps the best weights,
+stops early, and saves a resumable checkpoint after every epoch.
+
+Fast path (DESIGN.md): the training set lives as one tensor on the device and a batch is an index
+slice of it; metrics accumulate on the device and are read (a host sync) only every
+``log_every`` steps and at the end of an epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from aekit.checkpoint import optimizer_tensors, restore_optimizer
+from aekit.config import TrainConfig
+
+
+@dataclass
+class TrainState:
+    """Counters that let an interrupted run continue exactly where it stopped."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps taken
+    best_valid: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the validation loss last improved
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+
+
+EpochCallback = Callable[["Trainer", dict[str, Any], bool], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` gives CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from aekit.errors import ConfigError
+
+        raise ConfigError("device 'cuda' was asked for but no CUDA device is available. Use --device cpu.")
+    return torch.device(name)
+
+
+class Trainer:
+    """Train ``model`` with Adam according to ``config``.
+
+    ``on_epoch_end(trainer, record, improved)`` callbacks run after each epoch's validation; the
+    run directory uses them to write metrics and checkpoints.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: TrainConfig,
+        *,
+        callbacks: list[EpochCallback] | None = None,
+        log_every: int = 25,
+    ):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+        )
+        self.callbacks = list(callbacks or [])
+        self.log_every = log_every
+        self.state = TrainState()
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        torch.manual_seed(config.seed)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def fit(self, train: torch.Tensor, valid: torch.Tensor | None = None) -> TrainState:
+        """Train until ``config.epochs`` epochs are done or early stopping triggers."""
+        cfg, model, state = self.config, self.model, self.state
+        x_train = train.to(self.device, torch.float32)
+        x_valid = valid.to(self.device, torch.float32) if valid is not None and len(valid) else None
+        n, bs = len(x_train), min(cfg.batch_size, len(x_train))
+        steps_per_epoch = math.ceil(n / bs)
+        names = ["loss", *model.term_weights]
+        bar = tqdm(
+            total=cfg.epochs * steps_per_epoch,
+            initial=min(state.step, cfg.epochs * steps_per_epoch),
+            disable=not cfg.progress,
+            unit="step",
+            dynamic_ncols=True,
+            leave=True,
+        )
+        try:
+            while state.epoch < cfg.epochs and not state.stopped_early:
+                model.train()
+                start = time.perf_counter()
+                sums = torch.zeros(len(names), device=self.device)
+                perm = torch.randperm(n, generator=self.shuffle).to(self.device)
+                for i in range(steps_per_epoch):
+                    xb = x_train[perm[i * bs : (i + 1) * bs]]
+                    terms = model.loss_terms(xb)
+                    loss = self.objective(terms)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    state.step += 1
+                    with torch.no_grad():
+                        sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(xb)
+                    bar.update(1)
+                    if state.step % self.log_every == 0:  # the only host sync inside an epoch
+                        bar.set_postfix(epoch=state.epoch + 1, loss=f"{float(sums[0]) / ((i + 1) * bs):.4g}")
+                seconds = time.perf_counter() - start
+                state.epoch += 1
+                state.train_seconds += seconds
+                record = {"epoch": state.epoch, "step": state.step}
+                record.update({f"train/{k}": v / n for k, v in zip(names, sums.tolist(), strict=True)})
+                if x_valid is not None:
+                    record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid).items()})
+                record["samples_per_s"] = n / seconds
+                record["epoch_seconds"] = seconds
+                improved = self._track_best(record)
+                bar.set_postfix(
+                    epoch=state.epoch,
+                    loss=f"{record['train/loss']:.4g}",
+                    valid=f"{record.get('valid/loss', float('nan')):.4g}",
+                    samples_s=f"{record['samples_per_s']:.0f}",
+                )
+                for callback in self.callbacks:
+                    callback(self, record, improved)
+        finally:
+            bar.close()
+        return state
+
+    def objective(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted sum of the batch means of the model's loss terms."""
+        weights = self.model.term_weights
+        return sum(w * terms[k].mean() for k, w in weights.items())
+
+    @torch.no_grad()
+    def evaluate_terms(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+        """Mean of each loss term (and the objective) over ``x``, per sample."""
+        self.model.eval()
+        names = ["loss", *self.model.term_weights]
+        sums = torch.zeros(len(names), device=self.device)
+        for i in range(0, len(x), batch_size):
+            terms = self.model.loss_terms(x[i : i + batch_size])
+            loss = self.objective(terms)
+            sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(terms[names[1]])
+        self.model.train()
+        return {k: v / len(x) for k, v in zip(names, sums.tolist(), strict=True)}
+
+    def _track_best(self, record: dict[str, Any]) -> bool:
+        """Update the best-so-far and the early-stopping counter; return whether this epoch improved."""
+        state = self.state
+        score = record.get("valid/loss", record["train/loss"])
+        improved = score < state.best_valid
+        if improved:
+            state.best_valid, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+        else:
+            state.bad_epochs += 1
+            if self.config.patience and state.bad_epochs >= self.config.patience:
+                state.stopped_early = True
+        return improved
+
+    # --- resumable state -------------------------------------------------------------------------
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to resume: weights, optimiser, RNG states and counters."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim, optim_meta = optimizer_tensors(self.optimizer)
+        tensors.update(optim)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.shuffle"] = self.shuffle.get_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        state = asdict(self.state)
+        state["best_valid"] = None if math.isinf(state["best_valid"]) else state["best_valid"]
+        return tensors, {"trainer": state, "optimizer": optim_meta}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        from aekit.checkpoint import load_state_into
+
+        model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        load_state_into(self.model, model_state, "checkpoint")
+        restore_optimizer(self.optimizer, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.shuffle.set_state(tensors["rng.shuffle"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        state = dict(meta["trainer"])
+        state["best_valid"] = math.inf if state["best_valid"] is None else state["best_valid"]
+        self.state = TrainState(**state)
