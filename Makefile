@@ -21,12 +21,12 @@ demo: setup
 	$(BIN)/aekit train --model vae --data digits --epochs 150 --out $(OUT) --overwrite
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 format: setup
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
 
 test: lint
 	$(BIN)/python -m pytest -q -n 2
