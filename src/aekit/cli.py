@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -248,6 +249,10 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "reconst
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aekit`` command; returns the exit status."""
+    log = logging.getLogger("aekit")  # progress of slow one-off steps, such as fetching MNIST
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler())
+        log.setLevel(logging.INFO)
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "split", None) not in (None, "train", "valid", "test", "all"):
