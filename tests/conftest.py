@@ -19,9 +19,7 @@ def _no_threads_fight():
 def vae_run(tmp_path_factory):
     """A VAE trained briefly on digits (with plots and report)."""
     out = tmp_path_factory.mktemp("runs") / "vae"
-    return aekit.train(
-        model="vae", data="digits", latent_dim=4, hidden=(64,), epochs=40, progress=False, out=out
-    )
+    return aekit.train(model="vae", data="digits", latent_dim=4, hidden=(64,), epochs=40, progress=False, out=out)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,7 @@ from aekit.errors import ConfigError
 
 def test_flat_and_grouped_keys_agree():
     a = from_dict({"latent_dim": "8", "hidden": "400,200", "epochs": 3, "learn-obs-std": "true"})
-    b = from_dict(
-        {"model": {"latent_dim": 8, "hidden": [400, 200], "learn_obs_std": True}, "train": {"epochs": 3}}
-    )
+    b = from_dict({"model": {"latent_dim": 8, "hidden": [400, 200], "learn_obs_std": True}, "train": {"epochs": 3}})
     assert a == b
     assert a.model.hidden == (400, 200) and a.train.epochs == 3
 

@@ -111,9 +111,7 @@ def test_digits_split_is_deterministic_by_seed():
     assert len(c.train) == len(a.train) and not torch.equal(a.train, c.train)
 
 
-@pytest.mark.parametrize(
-    "n, fractions", [(1797, (0.1, 0.1)), (10, (0.2, 0.3)), (3, (0.01, 0.01)), (50, (0.0, 0.5))]
-)
+@pytest.mark.parametrize("n, fractions", [(1797, (0.1, 0.1)), (10, (0.2, 0.3)), (3, (0.01, 0.01)), (50, (0.0, 0.5))])
 def test_split_indices_disjoint_and_complete(n, fractions):
     parts = split_indices(n, seed=7, valid_fraction=fractions[0], test_fraction=fractions[1], source="x")
     joined = np.concatenate(parts)
@@ -255,9 +253,7 @@ def test_npy_tabular_is_standardised_on_train(tmp_path):
     assert (len(d.train), len(d.valid), len(d.test)) == (80, 10, 10) and d.train_labels is None
     torch.testing.assert_close(d.train.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
     torch.testing.assert_close(d.train.std(0, correction=0), torch.ones(4), atol=1e-5, rtol=0)
-    assert set(d.normalization) == {"mean", "std"} and all(
-        isinstance(v, float) for v in d.normalization["mean"]
-    )
+    assert set(d.normalization) == {"mean", "std"} and all(isinstance(v, float) for v in d.normalization["mean"])
     raw = load_dataset(str(tmp_path / "t.npy"), normalize="none")
     assert raw.normalization == {} and raw.train.mean() > 4
 
@@ -359,9 +355,7 @@ def test_normalization_is_reapplied_from_a_dict(tmp_path):
     again = load_dataset(str(tmp_path / "t.npy"), normalization=first.normalization, seed=1)
     assert again.normalization == first.normalization
     torch.testing.assert_close(again.test, apply_normalization(raw.test, first.normalization))
-    torch.testing.assert_close(
-        invert_normalization(again.test, first.normalization), raw.test, rtol=1e-5, atol=1e-5
-    )
+    torch.testing.assert_close(invert_normalization(again.test, first.normalization), raw.test, rtol=1e-5, atol=1e-5)
     assert load_dataset(str(tmp_path / "t.npy"), normalization={}).normalization == {}
     with pytest.raises(DataError, match="2 means"):
         load_dataset(str(tmp_path / "t.npy"), normalization={"mean": [0.0] * 2, "std": [1.0] * 2})

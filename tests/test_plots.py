@@ -133,9 +133,7 @@ def test_feature_reconstruction(tmp_path):
 
 
 def test_feature_samples(tmp_path):
-    samples = torch.from_numpy(
-        np.vstack([RNG.normal(size=(200, 5)), np.full((1, 5), 1e6)])
-    )  # one wild sample
+    samples = torch.from_numpy(np.vstack([RNG.normal(size=(200, 5)), np.full((1, 5), 1e6)]))  # one wild sample
     assert_png(plots.plot_feature_samples(TABLE, samples, tmp_path / "s.png", max_features=3))
     with pytest.raises(DataError, match="features"):
         plots.plot_feature_samples(TABLE, samples[:, :2], tmp_path / "bad.png")
@@ -173,9 +171,7 @@ def test_report(tmp_path):
     config = {"model": {"name": "vae", "hidden": (64, 32)}, "note": "<b>bold</b>", "lr": 1e-3}
     heading_plots = [("Loss <curves>", "plots/loss.png"), ("Samples", "plots/missing.png")]
     title = "VAE <script>alert(1)</script>"
-    out = write_report(
-        tmp_path, title=title, summary=summary, metrics=metrics, plots=heading_plots, config=config
-    )
+    out = write_report(tmp_path, title=title, summary=summary, metrics=metrics, plots=heading_plots, config=config)
     assert out == tmp_path / "report.html"
     page = out.read_text(encoding="utf-8")
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -205,7 +201,5 @@ def test_format_value(value, text):
 
 def test_report_enlarges_tiny_images_with_sharp_pixels(tmp_path):
     Image.fromarray((RNG.uniform(size=(8, 8)) * 255).astype(np.uint8)).save(tmp_path / "tiny.png")
-    page = write_report(
-        tmp_path, title="t", summary={}, metrics=None, plots=[("Tiny", "tiny.png")]
-    ).read_text()
+    page = write_report(tmp_path, title="t", summary={}, metrics=None, plots=[("Tiny", "tiny.png")]).read_text()
     assert 'class="pixelated"' in page and 'width="320"' in page and "image-rendering: pixelated" in page

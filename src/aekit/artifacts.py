@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 N_SHOW = 64  # images in the reconstruction and sample grids
 
 
-def write_artifacts(
-    run: Run, dataset: Dataset, history: list[dict[str, Any]], summary: dict[str, Any]
-) -> Path:
+def write_artifacts(run: Run, dataset: Dataset, history: list[dict[str, Any]], summary: dict[str, Any]) -> Path:
     """Write ``plots/*.png`` and ``report.html`` into the run directory; return the report's path."""
     out = run.path / "plots"
     figures: list[tuple[str, str]] = []
@@ -40,9 +38,7 @@ def write_artifacts(
         add("Test images (top) and their reconstructions", "reconstructions.png",
             plots.plot_reconstructions, shown, recon, n=min(32, len(shown)))  # fmt: skip
         if generative:
-            add(
-                "Samples from the prior", "samples.png", plots.plot_image_grid, run.sample(N_SHOW).clamp(0, 1)
-            )
+            add("Samples from the prior", "samples.png", plots.plot_image_grid, run.sample(N_SHOW).clamp(0, 1))
     else:
         raw = _raw(run, x)
         add("Reconstruction per feature (test set)", "feature_reconstruction.png",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.config import SECTIONS, field_type, load_yaml
+from aekit.config import PRESET_FALLBACKS, PRESETS, SECTIONS, field_type, load_yaml
 from aekit.errors import AekitError, ConfigError, suggest
 
 # --- argument parsing ----------------------------------------------------------------------------
@@ -34,9 +34,7 @@ class _Parser(argparse.ArgumentParser):
             bad = extra[0]
             raise ConfigError(
                 f"Unknown option '{bad}'.{suggest(bad.split('=')[0], options)} "
-                f"Run 'aekit {getattr(ns, 'command', '') or ''} --help' for the list of options.".replace(
-                    "  ", " "
-                )
+                f"Run 'aekit {getattr(ns, 'command', '') or ''} --help' for the list of options.".replace("  ", " ")
             )
         return ns
 
@@ -50,12 +48,15 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
             flag = "--" + f.name.replace("_", "-")
             hint = field_type(cls, f.name)
             default = f.default if f.default is not f.default_factory else None
+            if default is None and f.name in PRESET_FALLBACKS:
+                default = f"set by --model, else {PRESET_FALLBACKS[f.name]}"
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             if hint is bool:
                 group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
             else:
+                extra = f"one of {', '.join(PRESETS)}; " if f.name == "model" else ""
                 group.add_argument(
-                    flag, dest=f.name, default=None, metavar=f.name.upper(), help=f"default: {shown}"
+                    flag, dest=f.name, default=None, metavar=f.name.upper(), help=f"{extra}default: {shown}"
                 )
 
 
@@ -72,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of options; command-line flags override it")
     p.add_argument("--out", help="run directory to create (default: runs/<model>-<data>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue an interrupted run (optionally with --epochs)"
-    )
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (optionally with --epochs)")
     p.add_argument("--no-report", action="store_true", help="skip the plots and report.html")
     _config_flags(p)
 
@@ -94,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=32, help="number of samples shown")
     p.add_argument("--out", required=True, help="FILE.png (a grid or plot) or FILE.npy (the array)")
 
+    p = add("pca-check", "Compare a linear autoencoder with PCA at the same k (MSE and subspace angles).")
+    _run_and_data(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = add("denoise", "Corrupt test data, restore it with the model, and score both against the clean data.")
+    _run_and_data(p)
+    p.add_argument("--noise", required=True, help="gaussian, salt_pepper or mask")
+    p.add_argument("--level", type=float, required=True, help="sigma (gaussian) or the fraction corrupted")
+    p.add_argument("-n", type=int, default=16, help="number of samples shown")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="FILE.png: rows of clean, corrupted and restored samples")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = add("encode", "Save the codes of a data set (.npy, or .npz with labels).")
     _run_and_data(p, default_split="all")
     p.add_argument("--out", required=True, help="codes.npy, or codes.npz (codes and labels)")
@@ -103,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_and_data(p: argparse.ArgumentParser, default_split: str = "test") -> None:
     p.add_argument("run_dir")
     p.add_argument("--data", help="data to use (default: the run's own); split and normalised as in training")
-    p.add_argument(
-        "--split", default=default_split, help=f"train, valid, test or all (default: {default_split})"
-    )
+    p.add_argument("--split", default=default_split, help=f"train, valid, test or all (default: {default_split})")
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -132,9 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = train(values, out=args.out, overwrite=args.overwrite, report=not args.no_report)
     summary = json.loads((run.path / SUMMARY).read_text())
     test = summary.get("test", {})
-    shown = ", ".join(
-        f"{k} {v:.4g}" for k, v in test.items() if k in ("mse", "psnr", "recon_nats", "neg_elbo")
-    )
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in test.items() if k in ("mse", "psnr", "recon_nats", "neg_elbo"))
     print(f"Trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
           f"({summary['samples_per_s']:.0f} samples/s); best epoch {summary['best_epoch']}.")  # fmt: skip
     if shown:
@@ -145,9 +153,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split_data(run: Any, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _split_data(run: Any, args: argparse.Namespace, dataset: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The requested split of the run's (or --data) data set, normalised as in training."""
-    dataset = run.load_data(args.data)
+    dataset = dataset or run.load_data(args.data)
     if args.split == "all":
         xs = [dataset.train, dataset.valid, dataset.test]
         ys = [dataset.train_labels, dataset.valid_labels, dataset.test_labels]
@@ -169,7 +177,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(metrics))
     else:
         for k, v in metrics.items():
-            print(f"{k:>14}  {v:.6g}" if isinstance(v, float) else f"{k:>14}  {v}")
+            if isinstance(v, list):
+                v = "[" + ", ".join(f"{e:.3g}" for e in v[:16]) + (", ...]" if len(v) > 16 else "]")
+            print(f"{k:>26}  {v:.6g}" if isinstance(v, float) else f"{k:>26}  {v}")
     return 0
 
 
@@ -229,6 +239,48 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pca_check(args: argparse.Namespace) -> int:
+    from aekit.analysis import pca_check
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    dataset = run.load_data(args.data)
+    x, _ = _split_data(run, args, dataset)
+    result = pca_check(run.model, dataset.train, x)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"k = {result['k']}: linear AE MSE {result['ae_mse']:.6g}, PCA MSE {result['pca_mse']:.6g} "
+              f"(ratio {result['ae_mse'] / result['pca_mse']:.4f}); largest principal angle "
+              f"{result['max_angle_deg']:.3g} degrees")  # fmt: skip
+    return 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from aekit import plots
+    from aekit.analysis import denoise
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    if run.data_info["kind"] != "image" and args.out:
+        raise ConfigError("denoise --out draws image rows; this run's data is tabular. Use --json alone.")
+    out = _check_out(args.out, (".png",)) if args.out else None
+    x, _ = _split_data(run, args)
+    noisy, restored, metrics = denoise(run.model, x, args.noise, args.level, seed=args.seed)
+    if out is not None:
+        n = max(1, min(args.n, len(x)))
+        rows = [("clean", x[:n]), ("corrupted", noisy[:n].clamp(0, 1)), ("restored", restored[:n].clamp(0, 1))]
+        plots.plot_rows(rows, out, title=f"{args.noise} noise, level {args.level}")
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"MSE against the clean data: corrupted {metrics['mse_corrupted']:.6g}, restored "
+              f"{metrics['mse_restored']:.6g} ({metrics['improvement']:.3g}x lower)")  # fmt: skip
+        if out is not None:
+            print(f"Wrote {out}")
+    return 0
+
+
 def _check_out(out: str, suffixes: tuple[str, ...]) -> Path:
     path = Path(out)
     if path.suffix.lower() not in suffixes:
@@ -244,7 +296,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
-            "encode": cmd_encode}  # fmt: skip
+            "encode": cmd_encode, "pca-check": cmd_pca_check, "denoise": cmd_denoise}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

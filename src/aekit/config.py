@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,7 +19,43 @@ import yaml
 
 from aekit.errors import ConfigError, check_choice, suggest
 
-MODELS = ("ae", "vae")
+LATENTS = ("deterministic", "gaussian")
+SPARSITY = ("none", "l1", "l2", "kl")
+NOISE = ("none", "gaussian", "salt_pepper", "mask")
+JACOBIAN = ("auto", "closed_form", "exact", "projection")
+
+# A preset is a configuration of the shared parts, not a class: these keys are its defaults, and
+# any of them given explicitly wins. Switching preset resets them to the new preset's values.
+PRESETS: dict[str, dict[str, object]] = {
+    "ae": {"latent": "deterministic"},
+    "linear-ae": {
+        "latent": "deterministic",
+        "hidden": (),
+        "activation": "none",
+        "code_activation": "none",
+        "likelihood": "gaussian",
+    },
+    "sparse-ae": {"latent": "deterministic", "sparsity": "l1", "sparsity_weight": 1e-3},
+    "dae": {"latent": "deterministic", "noise": "mask", "noise_level": 0.5},
+    "cae": {"latent": "deterministic", "contractive_weight": 0.1},
+    "vae": {"latent": "gaussian"},
+    "beta-vae": {"latent": "gaussian", "beta": 4.0},
+}
+MODELS = tuple(PRESETS)
+# The value of a preset-governed field when the preset does not set it.
+PRESET_FALLBACKS: dict[str, object] = {
+    "hidden": (400,),
+    "latent": "gaussian",
+    "activation": "relu",
+    "code_activation": "none",
+    "likelihood": "auto",
+    "beta": 1.0,
+    "sparsity": "none",
+    "sparsity_weight": 1e-3,
+    "noise": "none",
+    "noise_level": 0.0,
+    "contractive_weight": 0.0,
+}
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("auto", "bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "leaky_relu", "none")
@@ -30,15 +67,31 @@ DEVICES = ("auto", "cpu", "cuda")
 class ModelConfig:
     """What the network is: a preset (``model``) plus the parts it is built from."""
 
-    model: str = "vae"  # preset: ae | vae
+    model: str = "vae"  # preset, see PRESETS; fields left at None take the preset's value
     arch: str = "mlp"  # mlp | conv
-    hidden: tuple[int, ...] = (400,)  # MLP layer widths, or conv channels per stride-2 stage
+    hidden: tuple[int, ...] | None = None  # MLP layer widths, or conv channels per stride-2 stage [400]
     latent_dim: int = 20
-    activation: str = "relu"
-    likelihood: str = "auto"  # auto: bernoulli when the training data lies in [0, 1], else gaussian
+    latent: str | None = None  # deterministic (a code h) | gaussian (mean and log-variance)
+    activation: str | None = None  # of the hidden layers [relu]
+    code_activation: str | None = None  # of a deterministic code, e.g. sigmoid for a shallow AE [none]
+    likelihood: str | None = None  # bernoulli | gaussian | auto: bernoulli for data in [0, 1] [auto]
     obs_std: float = 1.0  # standard deviation of the gaussian likelihood (initial value when learned)
     learn_obs_std: bool = False  # learn one standard deviation per data dimension
-    beta: float = 1.0  # weight of the KL term (beta-VAE when > 1)
+    beta: float | None = None  # weight of the KL term (beta-VAE when > 1) [1]
+    sparsity: str | None = None  # penalty on the code: l1 | l2 | kl (towards sparsity_target) [none]
+    sparsity_weight: float | None = None  # lambda of the sparsity penalty [1e-3]
+    sparsity_target: float = 0.05  # rho: target mean activation of each unit (kl only)
+    noise: str | None = None  # input corruption while training: gaussian | salt_pepper | mask [none]
+    noise_level: float | None = None  # sigma (gaussian) or the fraction of corrupted elements [0]
+    contractive_weight: float | None = None  # lambda of the contractive penalty ||dh/dx||_F^2 [0]
+    jacobian: str = "auto"  # how ||dh/dx||_F^2 is computed: closed_form | exact | projection
+    jacobian_projections: int = 1  # random projections per sample (projection only)
+
+    def __post_init__(self) -> None:
+        preset = PRESETS.get(self.model, {})
+        for key, default in PRESET_FALLBACKS.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, preset.get(key, default))
 
     def validate(self) -> ModelConfig:
         check_choice("model", self.model, MODELS)
@@ -51,8 +104,34 @@ class ModelConfig:
             raise ConfigError("arch 'conv' needs at least one stage: pass channels, e.g. --hidden 32,64.")
         _positive("latent_dim", self.latent_dim)
         _positive("obs_std", self.obs_std)
-        if not (self.beta >= 0 and math.isfinite(self.beta)):
-            raise ConfigError(f"beta must be a finite number >= 0, got {self.beta}.")
+        check_choice("latent", self.latent, LATENTS)
+        check_choice("code_activation", self.code_activation, ACTIVATIONS)
+        check_choice("sparsity", self.sparsity, SPARSITY)
+        check_choice("noise", self.noise, NOISE)
+        check_choice("jacobian", self.jacobian, JACOBIAN)
+        for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}.")
+        if self.noise in ("salt_pepper", "mask") and not 0 <= self.noise_level <= 1:
+            raise ConfigError(
+                f"noise_level is the fraction of corrupted elements for noise '{self.noise}' and must lie "
+                f"in [0, 1], got {self.noise_level}."
+            )
+        if not 0 < self.sparsity_target < 1:
+            raise ConfigError(f"sparsity_target (rho) must lie in (0, 1), got {self.sparsity_target}.")
+        if self.sparsity == "kl" and self.code_activation != "sigmoid":
+            raise ConfigError(
+                "sparsity 'kl' compares each unit's mean activation with a target rate, so the code must "
+                f"lie in (0, 1); got code_activation '{self.code_activation}'. Add --code-activation sigmoid, "
+                "or use --sparsity l1."
+            )
+        if self.latent != "deterministic" and (self.sparsity != "none" or self.contractive_weight > 0):
+            raise ConfigError(
+                "sparsity and contractive penalties act on a deterministic code; this model has a "
+                f"'{self.latent}' latent. Use --model ae (or sparse-ae, cae) for them."
+            )
+        _positive("jacobian_projections", self.jacobian_projections)
         return self
 
 
@@ -168,10 +247,14 @@ def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfi
                 raise ConfigError(f"Section '{key}' must be a mapping of keys to values, got {value!r}.")
         if key not in KEY_SECTION:
             raise ConfigError(
-                f"Unknown option '{key}'.{suggest(key, KEY_SECTION)} "
-                "Run 'aekit train --help' for the list of options."
+                f"Unknown option '{key}'.{suggest(key, KEY_SECTION)} Run 'aekit train --help' for the list of options."
             )
         updates[KEY_SECTION[key]][key] = value
+    preset = updates["model"].get("model")
+    if preset is not None:
+        check_choice("model", str(preset), MODELS)
+        for key, value in PRESETS[str(preset)].items():
+            updates["model"].setdefault(key, value)
     sections = {}
     for name, section in base.sections().items():
         typed = {k: _coerce(type(section), k, v) for k, v in updates[name].items()}
@@ -191,9 +274,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise ConfigError(
-            f"Config file '{path}' must hold a mapping of keys to values, got {type(values).__name__}."
-        )
+        raise ConfigError(f"Config file '{path}' must hold a mapping of keys to values, got {type(values).__name__}.")
     return values
 
 
@@ -210,7 +291,12 @@ def _positive(name: str, value: float) -> None:
 
 
 def field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
+    """The declared type of a field, with ``X | None`` reduced to ``X``."""
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return hint
 
 
 def _coerce(cls: type, name: str, value: Any) -> Any:
@@ -219,8 +305,8 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
     origin = typing.get_origin(hint)
     try:
         if origin is tuple:  # tuple[int, ...]: "400,200", [400, 200] or 400
-            if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
+            if isinstance(value, str):  # "" or "none" is the empty tuple (no hidden layer)
+                value = [v for v in value.replace(" ", "").split(",") if v and v.lower() != "none"]
             elif not isinstance(value, (list, tuple)):
                 value = [value]
             return tuple(_to_int(v) for v in value)
@@ -242,9 +328,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
             return None
         return str(value)
     except (TypeError, ValueError):
-        expected = {int: "an integer", float: "a number", bool: "true or false"}.get(
-            hint, "a list of integers"
-        )
+        expected = {int: "an integer", float: "a number", bool: "true or false"}.get(hint, "a list of integers")
         raise ConfigError(f"Option '{name}' expects {expected}, got {value!r}.") from None
 
 

@@ -16,13 +16,16 @@ run and data always give the same numbers.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from aekit.models import Autoencoder
+from aekit.penalties import activation_stats, jacobian_frobenius_sq
+
+JACOBIAN_SAMPLES = 1000  # the Jacobian is costly; its mean norm is stable on this many samples
 
 
-@torch.no_grad()
 def evaluate(
     model: Autoencoder,
     x: torch.Tensor,
@@ -30,12 +33,13 @@ def evaluate(
     batch_size: int = 1024,
     seed: int = 0,
     data_range: float | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Metrics of ``model`` on samples ``x``; see the module docstring for their definitions."""
     model.eval()
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    codes = []
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device, torch.float32)
@@ -44,10 +48,12 @@ def evaluate(
             batch = {"sse": err.sum(1), "recon_nats": terms["recon"]}
             if "kl" in terms:
                 batch["kl"] = terms["kl"]
+            else:
+                codes.append(model.encode(xb).cpu())
             for k, v in batch.items():
                 sums[k] = sums.get(k, 0.0) + float(v.sum())
     n, dims = len(x), math.prod(model.sample_shape)
-    metrics = {k: v / n for k, v in sums.items()}
+    metrics: dict[str, Any] = {k: v / n for k, v in sums.items()}
     metrics["mse"] = metrics["sse"] / dims
     if data_range is None:
         lo, hi = float(x.min()), float(x.max())
@@ -56,9 +62,17 @@ def evaluate(
     if "kl" in metrics:
         metrics["neg_elbo"] = metrics["recon_nats"] + metrics["kl"]
         metrics["bits_per_dim"] = metrics["neg_elbo"] / (dims * math.log(2))
+    else:
+        sub = x[:JACOBIAN_SAMPLES].to(device, torch.float32)
+        fro_sq = [
+            jacobian_frobenius_sq(model, sub[i : i + 250], projections=16, create_graph=False).detach()
+            for i in range(0, len(sub), 250)
+        ]
+        metrics["jacobian_norm"] = float(torch.cat(fro_sq).sqrt().mean())
+        metrics.update(activation_stats(torch.cat(codes)))
     metrics["n"] = n
-    order = ["mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "bits_per_dim", "n"]
-    return {k: metrics[k] for k in order if k in metrics}
+    order = ["mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "bits_per_dim", "jacobian_norm"]
+    return {k: metrics[k] for k in order if k in metrics} | {k: v for k, v in metrics.items() if k not in order}
 
 
 def mean_image_mse(train: torch.Tensor, test: torch.Tensor) -> float:

@@ -15,6 +15,7 @@ class DeterministicLatent(nn.Module):
 
     def __init__(self, in_features: int, latent_dim: int, act: str = "none"):
         super().__init__()
+        self.latent_dim = latent_dim
         self.proj = nn.Linear(in_features, latent_dim)
         self.act = activation(act)
 
@@ -31,6 +32,7 @@ class GaussianLatent(nn.Module):
 
     def __init__(self, in_features: int, latent_dim: int):
         super().__init__()
+        self.latent_dim = latent_dim
         self.proj = nn.Linear(in_features, 2 * latent_dim)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -124,9 +124,7 @@ def _draw_canvas(canvas: np.ndarray, labels: list, tile: int, title: str | None,
     return _save(fig, path)
 
 
-def plot_image_grid(
-    images: Any, path: PathLike, *, nrow: int | None = None, title: str | None = None
-) -> Path:
+def plot_image_grid(images: Any, path: PathLike, *, nrow: int | None = None, title: str | None = None) -> Path:
     """Write images as one tiled grid.
 
     Parameters
@@ -230,9 +228,7 @@ def _colours(y: np.ndarray | None) -> tuple[Any, list[Line2D] | None]:
     if len(classes) > 20 or (numeric and np.any(np.mod(y.astype(np.float64), 1))):
         return (y.astype(np.float64) if numeric else index.astype(np.float64)), None
     cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    return cmap(index), [
-        Line2D([], [], ls="", marker="o", color=cmap(i), label=str(c)) for i, c in enumerate(classes)
-    ]
+    return cmap(index), [Line2D([], [], ls="", marker="o", color=cmap(i), label=str(c)) for i, c in enumerate(classes)]
 
 
 def plot_latent_scatter(codes: Any, labels: Any, path: PathLike, *, title: str | None = None) -> Path:
@@ -245,9 +241,7 @@ def plot_latent_scatter(codes: Any, labels: Any, path: PathLike, *, title: str |
     z = _floats(codes)
     z = z[:, None] if z.ndim == 1 else z
     if z.ndim != 2 or 0 in z.shape or (z.shape[1] > 2 and len(z) < 2):
-        raise DataError(
-            f"codes must have shape (N, K) with N >= 1 (2 when K > 2); got shape {tuple(z.shape)}."
-        )
+        raise DataError(f"codes must have shape (N, K) with N >= 1 (2 when K > 2); got shape {tuple(z.shape)}.")
     if not np.all(np.isfinite(z)):
         raise DataError("codes contain NaN or infinite values; the model has likely diverged.")
     n, k = z.shape
@@ -335,9 +329,7 @@ def plot_feature_reconstruction(
     """
     true, recon = _tabular(originals, "originals"), _tabular(reconstructions, "reconstructions")
     if true.shape != recon.shape:
-        raise DataError(
-            f"originals and reconstructions must have the same shape; got {true.shape} and {recon.shape}."
-        )
+        raise DataError(f"originals and reconstructions must have the same shape; got {true.shape} and {recon.shape}.")
     fig, axes, names = _feature_panels(true.shape[1], max_features, feature_names)
     keep = _subsample(len(true))
     for j, (ax, name) in enumerate(zip(axes, names, strict=False)):

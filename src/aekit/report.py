@@ -57,9 +57,7 @@ def _table(rows: Mapping[str, object]) -> str:
     body = []
     for key, value in rows.items():
         cls = ' class="num"' if isinstance(value, numbers.Number) and not isinstance(value, bool) else ""
-        body.append(
-            f"<tr><th>{html.escape(str(key))}</th><td{cls}>{html.escape(format_value(value))}</td></tr>"
-        )
+        body.append(f"<tr><th>{html.escape(str(key))}</th><td{cls}>{html.escape(format_value(value))}</td></tr>")
     return "<table>\n" + "\n".join(body) + "\n</table>"
 
 
@@ -84,9 +82,7 @@ def _image(run_dir: Path, heading: str, relative: str) -> str | None:
         factor = max(1, _SMALL_IMAGE // max(w, h, 1))  # tiny images are enlarged by an integer factor
         attrs = f' width="{w * factor}" height="{h * factor}"'
         attrs += ' class="pixelated"' if factor > 1 else ""
-    return (
-        f'<h2>{html.escape(heading)}</h2>\n<img src="{src}" alt="{html.escape(heading, quote=True)}"{attrs}>'
-    )
+    return f'<h2>{html.escape(heading)}</h2>\n<img src="{src}" alt="{html.escape(heading, quote=True)}"{attrs}>'
 
 
 def _plain(value: Any) -> Any:

