@@ -21,12 +21,12 @@ demo: setup
 	$(BIN)/aekit train --model vae --data digits --epochs 150 --out $(OUT) --overwrite
 
 lint: setup
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests experiments
+	$(BIN)/ruff format --check src tests experiments
 
 format: setup
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests experiments
+	$(BIN)/ruff format src tests experiments
 
 test: lint
 	$(BIN)/python -m pytest -q -n 2

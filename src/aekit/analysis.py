@@ -87,6 +87,17 @@ def pca_check(model: Autoencoder, train: torch.Tensor, test: torch.Tensor) -> di
     }
 
 
+def pca_baseline(train: torch.Tensor, x: torch.Tensor, k: int) -> dict[str, float]:
+    """PCA with ``k`` components fitted on ``train``: reconstruction ``pca_mse`` (per element) and
+    ``pca_sse`` (per sample) on ``x``, the yardstick for any code of size ``k``."""
+    if not 0 < k <= min(train.flatten(1).shape):
+        raise ConfigError(f"A PCA baseline needs 0 < k <= min(samples, dimensions) = {min(train.flatten(1).shape)}.")
+    pca = PCA(n_components=k).fit(train.flatten(1).double().numpy())
+    flat = x.flatten(1).double().numpy()
+    err = (pca.inverse_transform(pca.transform(flat)) - flat) ** 2
+    return {"pca_mse": float(err.mean()), "pca_sse": float(err.sum(1).mean())}
+
+
 def denoise(
     model: Autoencoder, x: torch.Tensor, kind: str, level: float, *, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:

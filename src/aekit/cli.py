@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_and_data(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
+    p.add_argument("--pca-baseline", action="store_true", help="add PCA's error at k = the code size")
 
     p = add("sample", "Draw new samples from a generative run and save them.")
     p.add_argument("run_dir")
@@ -171,8 +172,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from aekit.run import load_run
 
     run = load_run(args.run_dir)
-    x, _ = _split_data(run, args)
+    dataset = run.load_data(args.data)
+    x, _ = _split_data(run, args, dataset)
     metrics = run.evaluate(x, seed=args.seed)
+    if args.pca_baseline:
+        from aekit.analysis import pca_baseline
+
+        metrics.update(pca_baseline(dataset.train, x, run.model.latent_dim))
     if args.json:
         print(json.dumps(metrics))
     else:
