@@ -160,3 +160,14 @@ def test_cae_is_less_sensitive_than_ae(tmp_path):
 def test_bad_options(values, message):
     with pytest.raises(ConfigError, match=message):
         aekit.config.from_dict(values)
+
+
+def test_eval_pca_baseline_matches_pca_check(linear_run, capsys):
+    import json
+
+    assert main(["eval", str(linear_run.path), "--json", "--pca-baseline"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    data = linear_run.load_data()
+    expected = pca_check(linear_run.model, data.train, data.test)["pca_mse"]
+    assert abs(metrics["pca_mse"] - expected) < 1e-9
+    assert abs(metrics["pca_sse"] - 64 * expected) < 1e-6
