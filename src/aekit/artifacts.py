@@ -31,22 +31,28 @@ def write_artifacts(run: Run, dataset: Dataset, history: list[dict[str, Any]], s
         x, labels = dataset.train, dataset.train_labels
     if history:
         add("Loss per epoch (per sample, nats)", "loss_curves.png", plots.plot_loss_curves, history)
+    y = labels if run.model.num_classes else None  # a conditional model needs the labels
     shown = x[:N_SHOW]
-    recon = run.reconstruct(_raw(run, shown))
+    recon = run.reconstruct(_raw(run, shown), None if y is None else y[:N_SHOW])
     generative = run.model.is_generative
     if dataset.kind == "image":
         add("Test images (top) and their reconstructions", "reconstructions.png",
             plots.plot_reconstructions, shown, recon, n=min(32, len(shown)))  # fmt: skip
-        if generative:
+        if generative and run.model.num_classes:
+            k = min(run.model.num_classes, 10)
+            per_class = torch.cat([run.sample(8, seed=c, label=c) for c in range(k)])
+            add("Samples per class (one row per label)", "samples.png",
+                plots.plot_image_grid, per_class.clamp(0, 1), nrow=8)  # fmt: skip
+        elif generative:
             add("Samples from the prior", "samples.png", plots.plot_image_grid, run.sample(N_SHOW).clamp(0, 1))
     else:
         raw = _raw(run, x)
         add("Reconstruction per feature (test set)", "feature_reconstruction.png",
-            plots.plot_feature_reconstruction, raw, run.reconstruct(raw))  # fmt: skip
-        if generative:
+            plots.plot_feature_reconstruction, raw, run.reconstruct(raw, y))  # fmt: skip
+        if generative and not run.model.num_classes:
             add("Data vs samples, per feature", "feature_samples.png",
                 plots.plot_feature_samples, raw, run.sample(min(len(raw), 2000)))  # fmt: skip
-    codes = run.encode(_raw(run, x))
+    codes = run.encode(_raw(run, x), y)
     add("Latent codes of the test set" + (" (PCA to 2-D)" if codes.shape[1] > 2 else ""),
         "latent_scatter.png", plots.plot_latent_scatter, codes, labels)  # fmt: skip
     return write_report(

@@ -82,12 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
     p.add_argument("--pca-baseline", action="store_true", help="add PCA's error at k = the code size")
+    p.add_argument("--iw-samples", type=int, default=5000,
+                   help="samples of the importance-weighted bound nll_iw (VAE; 0 skips it; default 5000)")  # fmt: skip
 
     p = add("sample", "Draw new samples from a generative run and save them.")
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=64, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="FILE.png (a grid or plot) or FILE.npy (the array)")
+    p.add_argument("--label", type=int, help="the class to draw, for a conditional model (--condition-on labels)")
 
     p = add("reconstruct", "Save data next to its reconstructions.")
     _run_and_data(p)
@@ -173,8 +176,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     run = load_run(args.run_dir)
     dataset = run.load_data(args.data)
-    x, _ = _split_data(run, args, dataset)
-    metrics = run.evaluate(x, seed=args.seed)
+    x, y = _split_data(run, args, dataset)
+    if args.iw_samples < 0:
+        raise ConfigError(f"--iw-samples must be >= 0, got {args.iw_samples}.")
+    y = y if run.model.num_classes else None
+    metrics = run.evaluate(x, y, seed=args.seed, iw_samples=args.iw_samples if run.model.is_generative else 0)
     if args.pca_baseline:
         from aekit.analysis import pca_baseline
 
@@ -196,7 +202,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError(f"-n must be at least 1, got {args.n}.")
     run = load_run(args.run_dir)
-    samples = run.sample(args.n, seed=args.seed)
+    samples = run.sample(args.n, seed=args.seed, label=args.label)
     out = _check_out(args.out, (".png", ".npy"))
     if out.suffix == ".npy":
         _save_npy(out, samples.numpy())
@@ -213,9 +219,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from aekit.run import load_run
 
     run = load_run(args.run_dir)
-    x, _ = _split_data(run, args)
+    x, y = _split_data(run, args)
     x = run.denormalize(x[: max(args.n, 1)])
-    recon = run.reconstruct(x)
+    recon = run.reconstruct(x, y[: len(x)] if run.model.num_classes and y is not None else None)
     out = _check_out(args.out, (".png", ".npy"))
     if out.suffix == ".npy":
         _save_npy(out, recon.numpy())
@@ -233,7 +239,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     run = load_run(args.run_dir)
     x, labels = _split_data(run, args)
-    codes = run.encode(run.denormalize(x)).numpy()
+    codes = run.encode(run.denormalize(x), labels if run.model.num_classes else None).numpy()
     out = _check_out(args.out, (".npy", ".npz"))
     if out.suffix == ".npz":
         arrays = {"codes": codes} if labels is None else {"codes": codes, "labels": labels.numpy()}

@@ -42,6 +42,23 @@ PRESETS: dict[str, dict[str, object]] = {
     "beta-vae": {"latent": "gaussian", "beta": 4.0},
 }
 MODELS = tuple(PRESETS)
+# Architectures from papers, given as --arch NAME: defaults for keys in any section, resolved to a
+# plain architecture. An explicit key still wins.
+ARCH_PRESETS: dict[str, dict[str, object]] = {
+    # Burda et al. 2016 (IWAE), one stochastic layer: 784-200-200-50, tanh, bernoulli, batch 20,
+    # Adam (0.9, 0.999, eps 1e-4). Their schedule is --lr-schedule iwae (3,280 passes in all).
+    "iwae-paper": {
+        "arch": "mlp",
+        "hidden": (200, 200),
+        "activation": "tanh",
+        "latent_dim": 50,
+        "likelihood": "bernoulli",
+        "batch_size": 20,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "adam_eps": 1e-4,
+    },
+}
 # The value of a preset-governed field when the preset does not set it.
 PRESET_FALLBACKS: dict[str, object] = {
     "hidden": (400,),
@@ -86,6 +103,9 @@ class ModelConfig:
     contractive_weight: float | None = None  # lambda of the contractive penalty ||dh/dx||_F^2 [0]
     jacobian: str = "auto"  # how ||dh/dx||_F^2 is computed: closed_form | exact | projection
     jacobian_projections: int = 1  # random projections per sample (projection only)
+    free_bits: float = 0.0  # nats per latent dimension below which the KL is not pushed down (Kingma 2016)
+    condition_on: str = "none"  # none | labels: a conditional VAE p(x | z, y), q(z | x, y)
+    num_classes: int = 0  # classes of the condition; set from the data when condition_on = labels
 
     def __post_init__(self) -> None:
         preset = PRESETS.get(self.model, {})
@@ -132,6 +152,15 @@ class ModelConfig:
                 f"'{self.latent}' latent. Use --model ae (or sparse-ae, cae) for them."
             )
         _positive("jacobian_projections", self.jacobian_projections)
+        check_choice("condition_on", self.condition_on, ("none", "labels"))
+        if not (self.free_bits >= 0 and math.isfinite(self.free_bits)):
+            raise ConfigError(f"free_bits must be a finite number >= 0, got {self.free_bits}.")
+        if self.free_bits > 0 and self.latent != "gaussian":
+            raise ConfigError("free_bits limits the KL of a gaussian latent; this model has none. Use --model vae.")
+        if self.condition_on != "none" and self.contractive_weight > 0:
+            raise ConfigError("The contractive penalty is not available for a conditional model; drop one of them.")
+        if self.num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}.")
         return self
 
 
@@ -146,10 +175,13 @@ class DataConfig:
     normalize: str = "auto"  # auto: standardise tabular data (train statistics), leave images as they are
     label_column: str | None = None  # CSV column holding class labels (name or index)
     mnist_train: str = "train"  # train (50k) | train+valid (60k)
+    binarize: str = "none"  # none | static (one seeded draw of every split) | dynamic (a new draw per batch)
+    binarize_seed: int = 0  # seed of the fixed binarisation of the valid and test splits
 
     def validate(self) -> DataConfig:
         check_choice("normalize", self.normalize, NORMALIZE)
         check_choice("mnist_train", self.mnist_train, ("train", "train+valid"))
+        check_choice("binarize", self.binarize, ("none", "static", "dynamic"))
         for name in ("valid_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0 <= value < 1:
@@ -170,6 +202,11 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    lr_schedule: str = "constant"  # constant | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al.)
+    kl_warmup: int = 0  # steps over which the KL weight rises linearly from 0 to beta
     seed: int = 0
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
     device: str = "auto"  # auto: cuda when present, else cpu
@@ -184,6 +221,13 @@ class TrainConfig:
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0 (0 disables early stopping), got {self.patience}.")
         check_choice("device", self.device, DEVICES)
+        check_choice("lr_schedule", self.lr_schedule, ("constant", "iwae"))
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
+        _positive("adam_eps", self.adam_eps)
+        if self.kl_warmup < 0:
+            raise ConfigError(f"kl_warmup must be >= 0 steps, got {self.kl_warmup}.")
         return self
 
 
@@ -250,6 +294,13 @@ def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfi
                 f"Unknown option '{key}'.{suggest(key, KEY_SECTION)} Run 'aekit train --help' for the list of options."
             )
         updates[KEY_SECTION[key]][key] = value
+    arch = updates["model"].get("arch")
+    if arch is not None:
+        check_choice("arch", str(arch), ARCHS + tuple(ARCH_PRESETS))
+    if arch in ARCH_PRESETS:
+        for key, value in ARCH_PRESETS[str(arch)].items():
+            updates[KEY_SECTION[key]].setdefault(key, value)
+        updates["model"]["arch"] = ARCH_PRESETS[str(arch)]["arch"]
     preset = updates["model"].get("model")
     if preset is not None:
         check_choice("model", str(preset), MODELS)

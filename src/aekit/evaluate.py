@@ -6,7 +6,12 @@
 - ``recon_nats``: -log p(x | z) per sample in nats; z is the code (AE) or one posterior draw (VAE).
 - ``kl``, ``neg_elbo`` (VAE only): KL(q(z|x) || p(z)) and recon_nats + kl, per sample in nats
   (the unweighted bound, whatever beta the model was trained with).
-- ``bits_per_dim`` (VAE only): neg_elbo / (number of dimensions * ln 2).
+- ``nll_iw`` (VAE, with ``iw_samples`` = k > 0): the importance-weighted bound on -log p(x) with
+  k samples (Burda et al. 2016), per sample in nats; ``aekit eval`` uses k = 5000 by default.
+- ``bits_per_dim`` (VAE only): nll_iw (or neg_elbo without it) / (number of dimensions * ln 2).
+- ``kl_per_dim`` (VAE only): the KL of each latent dimension, averaged over samples.
+- ``active_units`` (VAE only): latent dimensions whose posterior mean varies over the data with
+  variance above 0.01 (Burda et al. 2016).
 
 The reconstruction that ``mse`` scores is the decoder's mean at the code (the posterior mean for a
 VAE), which is what ``aekit reconstruct`` shows. Posterior draws use a fixed seed, so the same
@@ -20,8 +25,12 @@ from typing import Any
 
 import torch
 
+from aekit.losses import gaussian_kl_per_dim
 from aekit.models import Autoencoder
 from aekit.penalties import activation_stats, jacobian_frobenius_sq
+
+ACTIVE_THRESHOLD = 0.01
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 JACOBIAN_SAMPLES = 1000  # the Jacobian is costly; its mean norm is stable on this many samples
 
@@ -30,38 +39,55 @@ def evaluate(
     model: Autoencoder,
     x: torch.Tensor,
     *,
+    y: torch.Tensor | None = None,
     batch_size: int = 1024,
     seed: int = 0,
     data_range: float | None = None,
+    iw_samples: int = 0,
 ) -> dict[str, Any]:
-    """Metrics of ``model`` on samples ``x``; see the module docstring for their definitions."""
+    """Metrics of ``model`` on samples ``x``; see the module docstring for their definitions.
+
+    ``y``: labels of a conditional model. ``iw_samples`` > 0 adds ``nll_iw`` (generative models).
+    """
     model.eval()
     device = next(model.parameters()).device
-    sums: dict[str, float] = {}
-    codes = []
+    sums: dict[str, Any] = {}
+    codes, means = [], []
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device, torch.float32)
-            err = (model.reconstruct(xb) - xb).flatten(1).square()  # (B, D)
-            terms = model.loss_terms(xb)
+            yb = None if y is None else y[i : i + batch_size].to(device)
+            err = (model.reconstruct(xb, yb) - xb).flatten(1).square()  # (B, D)
+            terms = model.loss_terms(xb, yb)
             batch = {"sse": err.sum(1), "recon_nats": terms["recon"]}
-            if "kl" in terms:
+            if model.is_generative:
+                stats = model.posterior(xb, yb)
                 batch["kl"] = terms["kl"]
+                batch["kl_per_dim"] = gaussian_kl_per_dim(stats["mean"], stats["logvar"])
+                means.append(stats["mean"].cpu())
             else:
-                codes.append(model.encode(xb).cpu())
+                codes.append(model.encode(xb, yb).cpu())
             for k, v in batch.items():
-                sums[k] = sums.get(k, 0.0) + float(v.sum())
+                sums[k] = sums.get(k, 0.0) + v.sum(0).cpu().double()
     n, dims = len(x), math.prod(model.sample_shape)
-    metrics: dict[str, Any] = {k: v / n for k, v in sums.items()}
+    metrics: dict[str, Any] = {k: float(v) / n for k, v in sums.items() if k != "kl_per_dim"}
     metrics["mse"] = metrics["sse"] / dims
     if data_range is None:
         lo, hi = float(x.min()), float(x.max())
         data_range = 1.0 if lo >= 0 and hi <= 1 else hi - lo
     metrics["psnr"] = 10 * math.log10(data_range**2 / metrics["mse"]) if metrics["mse"] > 0 else math.inf
-    if "kl" in metrics:
+    if model.is_generative:
         metrics["neg_elbo"] = metrics["recon_nats"] + metrics["kl"]
         metrics["bits_per_dim"] = metrics["neg_elbo"] / (dims * math.log(2))
+        if iw_samples > 0:
+            metrics["nll_iw"] = float(iw_nll(model, x, y, iw_samples, seed=seed).mean())
+            metrics["iw_samples"] = iw_samples
+            metrics["bits_per_dim"] = metrics["nll_iw"] / (dims * math.log(2))
+        metrics["kl_per_dim"] = [round(float(v) / n, 5) for v in sums["kl_per_dim"]]
+        # Burda et al. 2016: a unit is active when its posterior mean varies over the data, Cov_x(E_q[z_j]) > 0.01.
+        variance = torch.cat(means).double().var(0)
+        metrics["active_units"] = int((variance > ACTIVE_THRESHOLD).sum())
     else:
         sub = x[:JACOBIAN_SAMPLES].to(device, torch.float32)
         fro_sq = [
@@ -71,8 +97,58 @@ def evaluate(
         metrics["jacobian_norm"] = float(torch.cat(fro_sq).sqrt().mean())
         metrics.update(activation_stats(torch.cat(codes)))
     metrics["n"] = n
-    order = ["mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "bits_per_dim", "jacobian_norm"]
+    order = ["mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "nll_iw", "bits_per_dim", "jacobian_norm"]
     return {k: metrics[k] for k in order if k in metrics} | {k: v for k, v in metrics.items() if k not in order}
+
+
+@torch.no_grad()
+def iw_nll(
+    model: Autoencoder,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    k: int = 5000,
+    *,
+    seed: int = 0,
+    max_decoded: int = 8192,
+) -> torch.Tensor:
+    """Importance-weighted bound on -log p(x) per sample ``(N,)`` in nats (Burda et al. 2016).
+
+    -log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x). With k = 1 it is an unbiased estimate
+    of the negative ELBO; it tightens (falls) as k grows. Samples are drawn in chunks so that at
+    most ``max_decoded`` decoder outputs exist at once, and the log-mean-exp is accumulated with a
+    running log-sum-exp, so any k fits in memory and no exponential overflows.
+    """
+    if not model.is_generative:
+        from aekit.errors import NotGenerativeError
+
+        raise NotGenerativeError("The importance-weighted bound needs a generative model (a VAE).")
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    rows = max(1, min(len(x), max_decoded // min(k, max_decoded)))  # data points per pass
+    for i in range(0, len(x), rows):
+        xb = x[i : i + rows].to(device, torch.float32)  # (B, ...)
+        yb = None if y is None else y[i : i + rows].to(device)
+        stats = model.posterior(xb, yb)
+        mean, std = stats["mean"], torch.exp(0.5 * stats["logvar"])  # (B, K)
+        b, latent = mean.shape
+        chunk = max(1, max_decoded // b)
+        total = torch.full((b,), -math.inf, device=device, dtype=torch.float64)
+        for start in range(0, k, chunk):
+            c = min(chunk, k - start)
+            eps = torch.randn((c, b, latent), generator=generator, device=device)
+            z = mean + std * eps  # (c, B, K)
+            log_q = (-0.5 * eps.square() - torch.log(std) - HALF_LOG_2PI).sum(-1)  # (c, B)
+            log_prior = (-0.5 * z.square() - HALF_LOG_2PI).sum(-1)
+            x_rep = xb.unsqueeze(0).expand(c, *xb.shape).reshape(c * b, *xb.shape[1:])
+            y_rep = None if yb is None else yb.repeat(c)
+            params = model.decoder_output(z.reshape(c * b, latent), y_rep)
+            log_lik = -model.likelihood.nll(x_rep, params).view(c, b)
+            log_w = (log_lik + log_prior - log_q).double()
+            total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
+        out.append(-(total - math.log(k)).float().cpu())
+    return torch.cat(out)
 
 
 def mean_image_mse(train: torch.Tensor, test: torch.Tensor) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from aekit.config import ModelConfig
@@ -19,7 +20,7 @@ from aekit.corruption import Corruption
 from aekit.errors import NotGenerativeError
 from aekit.latents import DeterministicLatent, GaussianLatent
 from aekit.likelihoods import build_likelihood
-from aekit.losses import gaussian_kl
+from aekit.losses import gaussian_kl_per_dim
 from aekit.nets import build_decoder, build_encoder
 
 
@@ -41,6 +42,11 @@ class Autoencoder(nn.Module):
     beta : weight of the KL term of a stochastic latent.
     corruption : applied to the encoder's input in training mode only (denoising).
     penalties : modules with ``name``, ``weight`` and ``forward(model, x_in, code) -> (N,)``.
+    num_classes : > 0 makes the model conditional on integer labels ``y``: their one-hot code is
+        appended to the encoder's features (q(z | x, y)) and to the decoder's input (p(x | z, y)),
+        so ``latent`` takes ``F + num_classes`` features and ``decoder`` ``K + num_classes`` inputs.
+    free_bits : nats per latent dimension; in training, a dimension whose batch-mean KL is below
+        it is not pushed further down (Kingma et al. 2016), against posterior collapse.
     config : the :class:`ModelConfig` the parts were built from, when there is one.
     """
 
@@ -55,6 +61,8 @@ class Autoencoder(nn.Module):
         beta: float = 1.0,
         corruption: nn.Module | None = None,
         penalties: Sequence[nn.Module] = (),
+        num_classes: int = 0,
+        free_bits: float = 0.0,
         config: ModelConfig | None = None,
     ):
         super().__init__()
@@ -63,6 +71,8 @@ class Autoencoder(nn.Module):
         self.beta = beta
         self.corruption = corruption
         self.penalties = nn.ModuleList(penalties)
+        self.num_classes = num_classes
+        self.free_bits = free_bits
         self.config = config
 
     # --- what the model computes ---------------------------------------------------------------
@@ -85,40 +95,66 @@ class Autoencoder(nn.Module):
         weights.update({p.name: p.weight for p in self.penalties})
         return weights
 
-    def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Named loss terms, each ``(N,)`` in nats (or penalty units) per sample.
 
         ``recon`` compares the decoder's output with the clean ``x`` even when the encoder saw a
-        corrupted copy; ``kl`` appears for a stochastic latent, one term per penalty otherwise.
+        corrupted copy; ``kl`` appears for a stochastic latent (with free bits applied in training
+        mode), one term per penalty otherwise. ``y`` holds the labels of a conditional model.
         """
         x_in = self.corruption(x) if self.corruption is not None else x
-        z, stats = self.latent(self.encoder(x_in))
-        terms = {"recon": self.likelihood.nll(x, self.decoder(z))}
+        z, stats = self.latent(self._with_labels(self.encoder(x_in), y))
+        terms = {"recon": self.likelihood.nll(x, self.decoder(self._with_labels(z, y)))}
         if self.is_generative:
-            terms["kl"] = gaussian_kl(stats["mean"], stats["logvar"])
+            kl = gaussian_kl_per_dim(stats["mean"], stats["logvar"])  # (N, K)
+            if self.free_bits > 0 and self.training:
+                # Same batch mean as sum_j max(free_bits, mean_n KL_nj), and no gradient through the
+                # dimensions below the floor: their per-sample deviations cancel in the mean.
+                batch_mean = kl.mean(0, keepdim=True)
+                kl = torch.where(batch_mean < self.free_bits, kl - batch_mean + self.free_bits, kl)
+            terms["kl"] = kl.sum(1)
         for penalty in self.penalties:
             terms[penalty.name] = penalty(self, x_in, stats["mean"])
         return terms
 
-    def posterior(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The encoder's output statistics: ``mean`` (the code), and ``logvar`` for a VAE."""
-        _, stats = self.latent(self.encoder(x))
+        _, stats = self.latent(self._with_labels(self.encoder(x), y))
         return stats
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The code of each sample: h for an AE, the posterior mean for a VAE. ``(N, K)``."""
-        return self.posterior(x)["mean"]
+        return self.posterior(x, y)["mean"]
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decoder_output(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The likelihood's parameters (logits or means) for codes ``z``."""
+        return self.decoder(self._with_labels(z, y))
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's mean for codes ``z`` ``(N, K)``: probabilities or real values."""
-        return self.likelihood.mean(self.decoder(z))
+        return self.likelihood.mean(self.decoder_output(z, y))
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Decode the code of ``x`` (the posterior mean for a VAE)."""
-        return self.decode(self.encode(x))
+        return self.decode(self.encode(x, y), y)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` codes from the prior N(0, I) and decode them to the likelihood's mean."""
+    def _with_labels(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Append the one-hot labels of a conditional model; unconditional models ignore ``y``."""
+        if not self.num_classes:
+            return h
+        if y is None:
+            from aekit.errors import DataError
+
+            raise DataError(
+                f"This model is conditioned on labels ({self.num_classes} classes) and needs them: pass "
+                "labels y (Python) or use data with labels; to sample a class use --label L."
+            )
+        return torch.cat([h, F.one_hot(y.long(), self.num_classes).to(h.dtype)], 1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw ``n`` codes from the prior N(0, I) and decode them to the likelihood's mean.
+
+        A conditional model decodes with labels ``y`` ``(n,)``, drawing p(x | z, y)."""
         if not self.is_generative:
             name = self.config.model if self.config else "deterministic"
             raise NotGenerativeError(
@@ -128,7 +164,7 @@ class Autoencoder(nn.Module):
             )
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return self.decode(z)
+        return self.decode(z, None if y is None else y.to(device))
 
 
 def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> Autoencoder:
@@ -139,12 +175,16 @@ def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> Autoencoder
     if config.likelihood == "auto":
         raise ValueError("resolve the likelihood before building the model (see resolve_likelihood)")
     shape = tuple(sample_shape)
+    if config.condition_on == "labels" and config.num_classes < 2:
+        raise ValueError("set num_classes (from the data) before building a conditional model")
+    classes = config.num_classes if config.condition_on == "labels" else 0
     encoder = build_encoder(config.arch, shape, config.hidden, config.activation)
+    features = encoder.out_features + classes
     if config.latent == "gaussian":
-        latent: nn.Module = GaussianLatent(encoder.out_features, config.latent_dim)
+        latent: nn.Module = GaussianLatent(features, config.latent_dim)
     else:
-        latent = DeterministicLatent(encoder.out_features, config.latent_dim, config.code_activation)
-    decoder = build_decoder(config.arch, config.latent_dim, shape, config.hidden, config.activation)
+        latent = DeterministicLatent(features, config.latent_dim, config.code_activation)
+    decoder = build_decoder(config.arch, config.latent_dim + classes, shape, config.hidden, config.activation)
     likelihood = build_likelihood(config.likelihood, shape, config.obs_std, config.learn_obs_std)
     corruption = Corruption(config.noise, config.noise_level) if config.noise != "none" else None
     return Autoencoder(
@@ -156,5 +196,7 @@ def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> Autoencoder
         beta=config.beta,
         corruption=corruption,
         penalties=build_penalties(config, encoder, latent),
+        num_classes=classes,
+        free_bits=config.free_bits,
         config=config,
     )

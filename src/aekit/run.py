@@ -17,6 +17,7 @@ Every file is written atomically, so an interrupted run leaves a consistent dire
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import torch
 from aekit.checkpoint import load_state_into, load_tensors, save_tensors
 from aekit.config import RunConfig, from_dict, load_yaml, save_yaml
 from aekit.data import Dataset, load_dataset
-from aekit.errors import CheckpointError, ConfigError
+from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluate import evaluate
 from aekit.fsutil import atomic_write_text
 from aekit.likelihoods import resolve_likelihood
@@ -55,31 +56,44 @@ class Run:
 
     # --- the model's uses, on numpy arrays or tensors in the data's own units -------------------
 
-    def encode(self, x: Any) -> torch.Tensor:
-        """Codes ``(N, K)`` of samples ``x`` (posterior means for a VAE)."""
-        return self._batched(self.model.encode, self._prepare(x))
+    def encode(self, x: Any, y: Any = None) -> torch.Tensor:
+        """Codes ``(N, K)`` of samples ``x`` (posterior means for a VAE); ``y``: labels of a conditional model."""
+        return self._batched(self.model.encode, self._prepare(x), self._labels(y))
 
-    def decode(self, z: Any) -> torch.Tensor:
+    def decode(self, z: Any, y: Any = None) -> torch.Tensor:
         """Decoded samples for codes ``z``, in the data's units."""
         z = torch.as_tensor(z, dtype=torch.float32)
-        return self.denormalize(self._batched(self.model.decode, z))
+        return self.denormalize(self._batched(self.model.decode, z, self._labels(y)))
 
-    def reconstruct(self, x: Any) -> torch.Tensor:
+    def reconstruct(self, x: Any, y: Any = None) -> torch.Tensor:
         """Reconstructions of ``x``, in the data's units."""
-        return self.denormalize(self._batched(self.model.reconstruct, self._prepare(x)))
+        return self.denormalize(self._batched(self.model.reconstruct, self._prepare(x), self._labels(y)))
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """``n`` new samples from the prior (raises NotGenerativeError for a plain AE)."""
+    def sample(self, n: int, seed: int = 0, label: int | None = None) -> torch.Tensor:
+        """``n`` new samples from the prior (raises NotGenerativeError for a plain AE).
+
+        A conditional model draws class ``label`` (required for it)."""
         self.model.eval()
         device = next(self.model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
-        return self.denormalize(self.model.sample(n, generator=generator).cpu())
+        y = None
+        if label is not None or self.model.num_classes:
+            if label is None or not 0 <= label < max(self.model.num_classes, 1) or not self.model.num_classes:
+                raise ConfigError(self._label_help(label))
+            y = torch.full((n,), label, dtype=torch.long)
+        return self.denormalize(self.model.sample(n, generator=generator, y=y).cpu())
+
+    def _label_help(self, label: int | None) -> str:
+        k = self.model.num_classes
+        if not k:
+            return f"--label {label} needs a conditional model (train with --condition-on labels); this one is not."
+        return f"This model is conditioned on labels: pass --label L with L in 0..{k - 1} (got {label})."
 
     def load_data(self, spec: str | None = None) -> Dataset:
-        """The run's data set (or ``spec``), split and normalised exactly as in training."""
+        """The run's data set (or ``spec``), split, normalised and binarised exactly as in training."""
         d = self.config.data
-        return load_dataset(
+        dataset = load_dataset(
             spec or d.data,
             seed=d.split_seed,
             valid_fraction=d.valid_fraction,
@@ -89,12 +103,13 @@ class Run:
             label_column=d.label_column,
             mnist_train=d.mnist_train,
         )
+        return binarize_dataset(dataset, d.binarize, d.binarize_seed)
 
-    def evaluate(self, x: torch.Tensor, **kwargs: Any) -> dict[str, float]:
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any) -> dict[str, Any]:
         """Test metrics (see :mod:`aekit.evaluate`) of already-normalised samples ``x``."""
         check_sample_shape(x, self.model.sample_shape, "evaluate")
         self.model.likelihood.check_data(x, "the evaluation data")
-        return evaluate(self.model, x, **kwargs)
+        return evaluate(self.model, x, y=self._labels(y), **kwargs)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -110,11 +125,27 @@ class Run:
         norm = self.data_info.get("normalization") or {}
         return x * torch.tensor(norm["std"]) + torch.tensor(norm["mean"]) if norm else x
 
+    def _labels(self, y: Any) -> torch.Tensor | None:
+        if not self.model.num_classes:
+            return None
+        if y is None:
+            raise DataError(self._label_help(None).replace("--label L", "labels y"))
+        y = torch.as_tensor(y, dtype=torch.long)
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.model.num_classes):
+            raise DataError(f"Labels must lie in 0..{self.model.num_classes - 1}, got {int(y.min())}..{int(y.max())}.")
+        return y
+
     @torch.no_grad()
-    def _batched(self, fn: Any, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def _batched(self, fn: Any, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024) -> torch.Tensor:
         self.model.eval()
         device = next(self.model.parameters()).device
-        return torch.cat([fn(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+        out = []
+        for i in range(0, len(x), batch_size):
+            args = [x[i : i + batch_size].to(device)]
+            if y is not None:
+                args.append(y[i : i + batch_size].to(device))
+            out.append(fn(*args).cpu())
+        return torch.cat(out)
 
 
 def check_sample_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
@@ -150,9 +181,16 @@ def train(
     if isinstance(config, dict):
         config = from_dict(config)
     config = (config or RunConfig()).replace(**overrides).validate()
-    dataset = dataset or _load_for(config)
+    dataset = binarize_dataset(dataset or _load_for(config), config.data.binarize, config.data.binarize_seed)
     likelihood = resolve_likelihood(config.model.likelihood, dataset.train)
     config = config.replace(likelihood=likelihood)
+    if config.model.condition_on == "labels":
+        if dataset.train_labels is None:
+            raise DataError(
+                f"--condition-on labels needs labelled data, and '{dataset.name}' has no labels. Use data with "
+                "labels (digits, mnist, an image folder with class subfolders, --label-column for CSV)."
+            )
+        config = config.replace(num_classes=int(dataset.train_labels.max()) + 1)
     torch.manual_seed(config.train.seed)  # the initial weights depend on the seed alone
     model = build_model(config.model, dataset.sample_shape)
     for split in ("train", "valid", "test"):
@@ -168,7 +206,7 @@ def train(
     }
     atomic_write_text(path / CONFIG, save_yaml(config))
     atomic_write_text(path / DATA_INFO, json.dumps(info, indent=2))
-    trainer = Trainer(model, config.train)
+    trainer = Trainer(model, config.train, batch_transform=_batch_transform(config))
     run = Run(path, config, model, info)
     return _fit(run, trainer, dataset, history=[], report=report)
 
@@ -183,7 +221,7 @@ def resume(path: str | Path, *, epochs: int | None = None, report: bool = True, 
         overrides["progress"] = progress
     run.config = run.config.replace(**overrides)
     tensors, meta = load_tensors(run.path / CHECKPOINT)
-    trainer = Trainer(run.model, run.config.train)
+    trainer = Trainer(run.model, run.config.train, batch_transform=_batch_transform(run.config))
     trainer.load_state_tensors(tensors, meta)
     atomic_write_text(run.path / CONFIG, save_yaml(run.config))
     history = read_metrics(run.path)[: trainer.state.epoch]
@@ -203,7 +241,7 @@ def _fit(run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], r
 
     trainer.callbacks.append(save_epoch)
     try:
-        state = trainer.fit(dataset.train, dataset.valid)
+        state = trainer.fit(dataset.train, dataset.valid, dataset.train_labels, dataset.valid_labels)
     except KeyboardInterrupt:
         raise CheckpointError(
             f"Training was interrupted after epoch {trainer.state.epoch}. The run directory is consistent; "
@@ -211,7 +249,9 @@ def _fit(run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], r
         ) from None
     weights, _ = load_tensors(path / WEIGHTS)
     load_state_into(run.model, weights, path / WEIGHTS)
-    test = run.evaluate(dataset.test.to(trainer.device)) if len(dataset.test) else {}
+    test = {}
+    if len(dataset.test):
+        test = run.evaluate(dataset.test, dataset.test_labels if run.model.num_classes else None, iw_samples=0)
     summary = {
         "model": run.config.model.model,
         "data": dataset.name,
@@ -286,6 +326,31 @@ def _load_for(config: RunConfig) -> Dataset:
         label_column=d.label_column,
         mnist_train=d.mnist_train,
     )
+
+
+def binarize_dataset(dataset: Dataset, mode: str, seed: int) -> Dataset:
+    """Binarise data in [0, 1] by Bernoulli draws (the MNIST likelihood protocol).
+
+    ``static``: every split drawn once (seeded). ``dynamic``: the training split stays grey and the
+    trainer draws a new binarisation per batch; valid and test are drawn once, so every evaluation
+    scores the same binary images.
+    """
+    if mode == "none":
+        return dataset
+    lo, hi = dataset.value_range
+    if lo < 0 or hi > 1:
+        raise DataError(
+            f"--binarize needs data in [0, 1] (values are Bernoulli probabilities); '{dataset.name}' ranges "
+            f"over [{lo:.4g}, {hi:.4g}]. Use --binarize none."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    splits = {name: torch.bernoulli(getattr(dataset, name), generator=generator) for name in ("valid", "test")}
+    splits["train"] = torch.bernoulli(dataset.train, generator=generator) if mode == "static" else dataset.train
+    return dataclasses.replace(dataset, **splits)
+
+
+def _batch_transform(config: RunConfig) -> Any:
+    return torch.bernoulli if config.data.binarize == "dynamic" else None
 
 
 def _weights_meta(run: Run) -> dict[str, Any]:

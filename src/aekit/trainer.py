@@ -64,14 +64,21 @@ class Trainer:
         config: TrainConfig,
         *,
         callbacks: list[EpochCallback] | None = None,
+        batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         log_every: int = 25,
     ):
         self.config = config
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+            model.parameters(),
+            lr=config.lr,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
+            weight_decay=config.weight_decay,
+            foreach=True,
         )
+        self.batch_transform = batch_transform  # e.g. dynamic binarisation: a new draw per batch
         self.callbacks = list(callbacks or [])
         self.log_every = log_every
         self.state = TrainState()
@@ -80,11 +87,26 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------------------
 
-    def fit(self, train: torch.Tensor, valid: torch.Tensor | None = None) -> TrainState:
-        """Train until ``config.epochs`` epochs are done or early stopping triggers."""
+    def fit(
+        self,
+        train: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        train_labels: torch.Tensor | None = None,
+        valid_labels: torch.Tensor | None = None,
+    ) -> TrainState:
+        """Train until ``config.epochs`` epochs are done or early stopping triggers.
+
+        Labels are used only by a conditional model (``model.num_classes > 0``)."""
         cfg, model, state = self.config, self.model, self.state
+        conditional = bool(getattr(model, "num_classes", 0))
+        if conditional and train_labels is None:
+            from aekit.errors import DataError
+
+            raise DataError("A conditional model needs labels for its training data; this data set has none.")
         x_train = train.to(self.device, torch.float32)
+        y_train = train_labels.to(self.device) if conditional else None
         x_valid = valid.to(self.device, torch.float32) if valid is not None and len(valid) else None
+        y_valid = valid_labels.to(self.device) if conditional and x_valid is not None else None
         n, bs = len(x_train), min(cfg.batch_size, len(x_train))
         steps_per_epoch = math.ceil(n / bs)
         names = ["loss", *model.term_weights]
@@ -102,9 +124,13 @@ class Trainer:
                 start = time.perf_counter()
                 sums = torch.zeros(len(names), device=self.device)
                 perm = torch.randperm(n, generator=self.shuffle).to(self.device)
+                self._set_lr()
                 for i in range(steps_per_epoch):
-                    xb = x_train[perm[i * bs : (i + 1) * bs]]
-                    terms = model.loss_terms(xb)
+                    idx = perm[i * bs : (i + 1) * bs]
+                    xb = x_train[idx]
+                    if self.batch_transform is not None:
+                        xb = self.batch_transform(xb)
+                    terms = model.loss_terms(xb, y_train[idx]) if conditional else model.loss_terms(xb)
                     loss = self.objective(terms)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -121,7 +147,8 @@ class Trainer:
                 record = {"epoch": state.epoch, "step": state.step}
                 record.update({f"train/{k}": v / n for k, v in zip(names, sums.tolist(), strict=True)})
                 if x_valid is not None:
-                    record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid).items()})
+                    record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid, y_valid).items()})
+                record["lr"] = self.optimizer.param_groups[0]["lr"]
                 record["samples_per_s"] = n / seconds
                 record["epoch_seconds"] = seconds
                 improved = self._track_best(record)
@@ -137,20 +164,41 @@ class Trainer:
             bar.close()
         return state
 
-    def objective(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The weighted sum of the batch means of the model's loss terms."""
-        weights = self.model.term_weights
+    def objective(self, terms: dict[str, torch.Tensor], warmup: bool = True) -> torch.Tensor:
+        """The weighted sum of the batch means of the model's loss terms.
+
+        With ``kl_warmup`` the KL weight rises linearly from 0 to beta over that many steps; the
+        validation loss always uses the full weight, so epochs stay comparable."""
+        weights = dict(self.model.term_weights)
+        if warmup and self.config.kl_warmup and "kl" in weights:
+            weights["kl"] *= min(1.0, self.state.step / self.config.kl_warmup)
         return sum(w * terms[k].mean() for k, w in weights.items())
 
+    def _set_lr(self) -> None:
+        """The learning rate of the coming epoch under ``lr_schedule``."""
+        lr = self.config.lr
+        if self.config.lr_schedule == "iwae":
+            # Burda et al. 2016: stage i = 0..7 lasts 3^i passes at lr * 10^(-i/7).
+            stage, end = 0, 1
+            while self.state.epoch >= end and stage < 7:
+                stage += 1
+                end += 3**stage
+            lr = self.config.lr * 10 ** (-stage / 7)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     @torch.no_grad()
-    def evaluate_terms(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+    def evaluate_terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024
+    ) -> dict[str, float]:
         """Mean of each loss term (and the objective) over ``x``, per sample."""
         self.model.eval()
         names = ["loss", *self.model.term_weights]
         sums = torch.zeros(len(names), device=self.device)
         for i in range(0, len(x), batch_size):
-            terms = self.model.loss_terms(x[i : i + batch_size])
-            loss = self.objective(terms)
+            xb = x[i : i + batch_size]
+            terms = self.model.loss_terms(xb) if y is None else self.model.loss_terms(xb, y[i : i + batch_size])
+            loss = self.objective(terms, warmup=False)
             sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(terms[names[1]])
         self.model.train()
         return {k: v / len(x) for k, v in zip(names, sums.tolist(), strict=True)}
