@@ -110,6 +110,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="FILE.png: rows of clean, corrupted and restored samples")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = add("traverse", "Sweep each latent dimension with the others held at a data point's code.")
+    p.add_argument("run_dir")
+    p.add_argument("--index", type=int, default=0, help="the data point (position in --split)")
+    p.add_argument("--split", default="test")
+    p.add_argument(
+        "--values",
+        default="-3,-2.25,-1.5,-0.75,0,0.75,1.5,2.25,3",
+        help="comma-separated values; write --values=-2,0,2 when the first is negative",
+    )
+    p.add_argument("--dims", help="comma-separated latent dimensions to show (default: all)")
+    p.add_argument("--out", required=True, help="FILE.png")
+
+    p = add("interpolate", "Decode the path between the codes of two data points.")
+    p.add_argument("run_dir")
+    p.add_argument("--a", type=int, required=True, help="first data point (position in --split)")
+    p.add_argument("--b", type=int, required=True, help="second data point")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--mode", default="linear", help="linear or slerp")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="FILE.png")
+
+    p = add("bubbles", "2-D VAE: posterior means with their standard-deviation ellipses (the 'bubbles').")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=300, help="number of data points")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="FILE.png")
+
+    p = add("manifold", "2-D latent: decode a regular grid of codes and tile the results.")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=15, help="grid points per axis")
+    p.add_argument("--span", type=float, default=3.0, help="the grid covers [-span, span]^2")
+    p.add_argument("--spacing", default="linear", help="linear, or quantile (equal prior mass per cell)")
+    p.add_argument("--out", required=True, help="FILE.png")
+
+    p = add("sweep-beta", "Train one VAE per beta and show their latent scatters side by side.")
+    p.add_argument("--betas", default="1,4,10", help="comma-separated KL weights")
+    p.add_argument("--out", required=True, help="directory for the runs and beta_sweep.png")
+    p.add_argument("--overwrite", action="store_true", help="replace existing run directories")
+    p.add_argument("--config", help="YAML file of training options")
+    _config_flags(p)
+
+    p = add("disentanglement", "dSprites runs: the beta-VAE score (Higgins et al. 2017) and MIG (Chen et al. 2018).")
+    p.add_argument("run_dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = add("encode", "Save the codes of a data set (.npy, or .npz with labels).")
     _run_and_data(p, default_split="all")
     p.add_argument("--out", required=True, help="codes.npy, or codes.npz (codes and labels)")
@@ -293,6 +339,69 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(text: str | None, kind: type, option: str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated {kind.__name__} values, got '{text}'.") from None
+
+
+def cmd_latent(args: argparse.Namespace) -> int:
+    """traverse, interpolate, bubbles and manifold: pictures of a run's latent space."""
+    from aekit import latent_tools as lt
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    out = _check_out(args.out, (".png",))
+    if args.command == "traverse":
+        values = _numbers(args.values, float, "--values")
+        dims = _numbers(args.dims, int, "--dims")
+        grid = lt.traverse(run, index=args.index, split=args.split, values=values, dims=dims)
+        lt.plot_traversal(grid, out, values, dims=dims)
+    elif args.command == "interpolate":
+        path = lt.interpolate(run, args.a, args.b, steps=args.steps, split=args.split, mode=args.mode)
+        lt.plot_interpolation(path, out, ends=(f"{args.split} #{args.a}", f"{args.split} #{args.b}"))
+    elif args.command == "bubbles":
+        lt.plot_bubbles(run, out, n=args.n, split=args.split)
+    else:
+        lt.plot_manifold(run, out, n=args.n, span=args.span, spacing=args.spacing)
+    print(f"Wrote {out}")
+    return 0
+
+
+def cmd_sweep_beta(args: argparse.Namespace) -> int:
+    from aekit.latent_tools import beta_sweep
+
+    given = {f.name: getattr(args, f.name) for cls in SECTIONS.values() for f in fields(cls)}
+    values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    values.update({k: v for k, v in given.items() if v is not None})
+    betas = _numbers(args.betas, float, "--betas")
+    latent_dim = int(values.pop("latent_dim", 2))
+    values.pop("model", None)
+    values.pop("beta", None)
+    figure = beta_sweep(values, betas, out_dir=args.out, latent_dim=latent_dim, overwrite=args.overwrite)
+    for row in json.loads((Path(args.out) / "beta_sweep.json").read_text()):
+        print(f"beta {row['beta']:>6g}: recon {row['recon_nats']:.4g} nats, KL {row['kl']:.4g} nats  ({row['run']})")
+    print(f"Wrote {figure}")
+    return 0
+
+
+def cmd_disentanglement(args: argparse.Namespace) -> int:
+    from aekit.disentanglement import disentanglement_report
+    from aekit.run import load_run
+
+    report = disentanglement_report(load_run(args.run_dir), seed=args.seed)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"beta-VAE score {report['betavae_score']:.4f}   MIG {report['mig']:.4f}")
+        for name, gap in report["mig_per_factor"].items():
+            print(f"  MIG gap {name:>12}  {gap:.4f}")
+    return 0
+
+
 def _check_out(out: str, suffixes: tuple[str, ...]) -> Path:
     path = Path(out)
     if path.suffix.lower() not in suffixes:
@@ -308,7 +417,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
-            "encode": cmd_encode, "pca-check": cmd_pca_check, "denoise": cmd_denoise}  # fmt: skip
+            "encode": cmd_encode, "pca-check": cmd_pca_check, "denoise": cmd_denoise, "traverse": cmd_latent,
+            "interpolate": cmd_latent, "bubbles": cmd_latent, "manifold": cmd_latent,
+            "sweep-beta": cmd_sweep_beta, "disentanglement": cmd_disentanglement}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

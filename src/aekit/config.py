@@ -168,7 +168,7 @@ class ModelConfig:
 class DataConfig:
     """Where the data comes from and how it is split."""
 
-    data: str = "digits"  # digits | mnist | a path (.npy, .npz, .csv, a folder of images or IDX files)
+    data: str = "digits"  # digits | mnist | dsprites(-small) | a path (.npy, .npz, .csv, image or IDX folder)
     valid_fraction: float = 0.1  # for sources without a fixed split
     test_fraction: float = 0.1
     split_seed: int = 0  # the split is fixed by this seed, independent of the training seed

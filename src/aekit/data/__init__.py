@@ -1,4 +1,4 @@
-"""Data sets: the built-in digits and MNIST, and users' own files, as one :class:`Dataset`.
+"""Data sets: the built-in digits, MNIST and dSprites, and users' own files, as one :class:`Dataset`.
 
 :func:`load_dataset` is the entry point. Tabular data is standardised with statistics of the
 training split (recorded in ``Dataset.normalization``, reusable for new data); images stay in
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from aekit.data import digits, files, mnist
+from aekit.data import digits, dsprites, files, mnist
 from aekit.data.base import Dataset
 from aekit.errors import ConfigError, DataError, check_choice, suggest
 
-DATASET_NAMES = ("digits", "mnist")
+DATASET_NAMES = ("digits", "mnist", "dsprites", "dsprites-small")
 NORMALIZE_MODES = ("auto", "standard", "none")
 
 __all__ = [
@@ -46,8 +46,10 @@ def load_dataset(
 
     Parameters
     ----------
-    spec : ``"digits"``, ``"mnist"``, or a path to a ``.npy`` / ``.npz`` / ``.csv`` / ``.tsv`` file,
-        a folder of images (class subfolders give labels) or a folder of MNIST IDX files.
+    spec : ``"digits"``, ``"mnist"``, ``"dsprites"`` (737,280 images, 12 GB as float32),
+        ``"dsprites-small"`` (a fixed 20,000-image subset), or a path to a ``.npy`` / ``.npz`` /
+        ``.csv`` / ``.tsv`` file, a folder of images (class subfolders give labels) or a folder of
+        MNIST IDX files.
         Names win over files of the same name.
     seed : seed of the permutation that splits data without fixed splits (not MNIST).
     valid_fraction, test_fraction : shares of the samples for the valid and test splits, each in
@@ -92,6 +94,13 @@ def _load_raw(spec: str | os.PathLike, *, mnist_train: str, **split) -> Dataset:
     if name.lower() in DATASET_NAMES and not isinstance(spec, os.PathLike):
         if split["label_column"] is not None:
             raise ConfigError(f"label_column applies to CSV files only, not to the '{name}' data set.")
+        if name.lower() in ("dsprites", "dsprites-small"):
+            return dsprites.load_dsprites(
+                subsample="full" if name.lower() == "dsprites" else "small",
+                seed=int(split["seed"]),
+                valid_fraction=split["valid_fraction"],
+                test_fraction=split["test_fraction"],
+            )
         if name.lower() == "digits":
             return digits.load_digits(
                 seed=int(split["seed"]),

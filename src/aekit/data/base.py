@@ -17,6 +17,10 @@ class Dataset:
     ``kind`` is ``"image"`` or ``"tabular"``; it decides which plots suit the data.
     ``normalization`` records what was applied to tabular data (``{"mean": [...], "std": [...]}``)
     so that new data can be transformed the same way; it is empty when nothing was applied.
+
+    Synthetic sources with known generative factors (dSprites) also give int64 ``(N, n_factors)``
+    factor indices per split in ``*_factors``, with ``factor_sizes`` (values per factor) and
+    ``factor_names``; they are ``None`` elsewhere.
     """
 
     name: str
@@ -28,6 +32,11 @@ class Dataset:
     valid_labels: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
     normalization: dict = field(default_factory=dict)
+    train_factors: torch.Tensor | None = None
+    valid_factors: torch.Tensor | None = None
+    test_factors: torch.Tensor | None = None
+    factor_sizes: tuple[int, ...] | None = None
+    factor_names: tuple[str, ...] | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
