@@ -92,18 +92,7 @@ class Run:
 
     def load_data(self, spec: str | None = None) -> Dataset:
         """The run's data set (or ``spec``), split, normalised and binarised exactly as in training."""
-        d = self.config.data
-        dataset = load_dataset(
-            spec or d.data,
-            seed=d.split_seed,
-            valid_fraction=d.valid_fraction,
-            test_fraction=d.test_fraction,
-            normalize=d.normalize,
-            normalization=self.data_info.get("normalization") or None,
-            label_column=d.label_column,
-            mnist_train=d.mnist_train,
-        )
-        return binarize_dataset(dataset, d.binarize, d.binarize_seed)
+        return load_config_data(self.config, spec, self.data_info.get("normalization") or None)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any) -> dict[str, Any]:
         """Test metrics (see :mod:`aekit.evaluate`) of already-normalised samples ``x``."""
@@ -181,7 +170,10 @@ def train(
     if isinstance(config, dict):
         config = from_dict(config)
     config = (config or RunConfig()).replace(**overrides).validate()
-    dataset = binarize_dataset(dataset or _load_for(config), config.data.binarize, config.data.binarize_seed)
+    if dataset is None:
+        dataset = load_config_data(config)
+    else:
+        dataset = binarize_dataset(dataset, config.data.binarize, config.data.binarize_seed)
     likelihood = resolve_likelihood(config.model.likelihood, dataset.train)
     config = config.replace(likelihood=likelihood)
     if config.model.condition_on == "labels":
@@ -315,17 +307,20 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _load_for(config: RunConfig) -> Dataset:
+def load_config_data(config: RunConfig, spec: str | None = None, normalization: dict | None = None) -> Dataset:
+    """The data a config names (or ``spec``), split, normalised and binarised as the config says."""
     d = config.data
-    return load_dataset(
-        d.data,
+    dataset = load_dataset(
+        spec or d.data,
         seed=d.split_seed,
         valid_fraction=d.valid_fraction,
         test_fraction=d.test_fraction,
         normalize=d.normalize,
+        normalization=normalization,
         label_column=d.label_column,
         mnist_train=d.mnist_train,
     )
+    return binarize_dataset(dataset, d.binarize, d.binarize_seed)
 
 
 def binarize_dataset(dataset: Dataset, mode: str, seed: int) -> Dataset:
