@@ -21,15 +21,19 @@ demo: setup
 	$(BIN)/aekit train --model vae --data digits --epochs 150 --out $(OUT) --overwrite
 
 lint: setup
-	$(BIN)/ruff check src tests experiments
-	$(BIN)/ruff format --check src tests experiments
+	$(BIN)/ruff check src tests experiments bench
+	$(BIN)/ruff format --check src tests experiments bench
 
 format: setup
-	$(BIN)/ruff check --fix src tests experiments
-	$(BIN)/ruff format src tests experiments
+	$(BIN)/ruff check --fix src tests experiments bench
+	$(BIN)/ruff format src tests experiments bench
 
 test: lint
 	$(BIN)/python -m pytest -q -n 2
+
+# Training throughput against a minimal hand-written loop and the matmul limit (MNIST; minutes).
+bench: setup
+	$(BIN)/python bench/bench_train.py --rounds 5
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -97,3 +97,11 @@ def test_tabular_run(tmp_path):
     assert "feature_reconstruction.png" in pngs and "reconstructions.png" not in pngs
     recon = run.reconstruct(x[:50])
     assert float(np.abs(recon.numpy() - x[:50]).mean()) < float(np.abs(x[:50] - x.mean(0)).mean())
+
+
+def test_training_without_a_validation_split(tmp_path):
+    run = aekit.train(model="ae", data="digits", valid_fraction=0, epochs=2, hidden=(16,), progress=False,
+                      report=False, out=tmp_path / "r")  # fmt: skip
+    history = read_metrics(run.path)
+    assert len(history) == 2 and "valid/loss" not in history[0]
+    assert json.loads((run.path / "summary.json").read_text())["best_epoch"] >= 1

@@ -31,6 +31,8 @@ class Bernoulli(nn.Module):
         return torch.bernoulli(torch.sigmoid(logits), generator=generator)
 
     def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+        if not x.numel():  # an empty split (e.g. --valid-fraction 0) has nothing to check
+            return
         lo, hi = float(x.min()), float(x.max())
         if lo < 0 or hi > 1:
             raise DataError(
