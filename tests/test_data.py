@@ -102,7 +102,7 @@ def test_digits_shapes_range_and_labels():
     assert d.value_range == (0.0, 1.0)
     assert d.train_labels.dtype == torch.int64 and set(d.train_labels.tolist()) == set(range(10))
     assert d.normalization == {}
-    assert DATASET_NAMES == ("digits", "mnist", "dsprites", "dsprites-small")
+    assert DATASET_NAMES == ("digits", "mnist", "dsprites", "dsprites-small", "ellipse")
 
 
 def test_digits_split_is_deterministic_by_seed():

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from aekit.config import PRESET_FALLBACKS, PRESETS, SECTIONS, field_type, load_yaml
-from aekit.errors import AekitError, ConfigError, suggest
+from aekit.errors import AekitError, ConfigError, check_choice, suggest
 
 # --- argument parsing ----------------------------------------------------------------------------
 
@@ -91,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="FILE.png (a grid or plot) or FILE.npy (the array)")
     p.add_argument("--label", type=int, help="the class to draw, for a conditional model (--condition-on labels)")
+    p.add_argument("--prior", default="learned",
+                   help="VQ-VAE: learned (the PixelCNN of train-prior) or uniform (independent codes)")  # fmt: skip
+
+    p = add("train-prior", "VQ-VAE: fit a gated PixelCNN prior to the code maps of the training set.")
+    p.add_argument("run_dir")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing prior")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
 
     p = add("reconstruct", "Save data next to its reconstructions.")
     _run_and_data(p)
@@ -226,7 +240,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.iw_samples < 0:
         raise ConfigError(f"--iw-samples must be >= 0, got {args.iw_samples}.")
     y = y if run.model.num_classes else None
-    metrics = run.evaluate(x, y, seed=args.seed, iw_samples=args.iw_samples if run.model.is_generative else 0)
+    metrics = run.evaluate(
+        x, y, seed=args.seed, iw_samples=args.iw_samples if getattr(run.model.latent, "stochastic", False) else 0
+    )
     if args.pca_baseline:
         from aekit.analysis import pca_baseline
 
@@ -248,7 +264,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError(f"-n must be at least 1, got {args.n}.")
     run = load_run(args.run_dir)
-    samples = run.sample(args.n, seed=args.seed, label=args.label)
+    check_choice("prior", args.prior, ("learned", "uniform"))
+    if args.prior == "uniform":
+        if not hasattr(run.model, "sample_uniform"):
+            raise ConfigError("--prior uniform applies to a VQ-VAE (independent uniform codes); this run is not one.")
+        generator = torch.Generator(device=next(run.model.parameters()).device).manual_seed(args.seed)
+        with torch.no_grad():
+            samples = run.model.sample_uniform(args.n, generator=generator).cpu()
+    else:
+        samples = run.sample(args.n, seed=args.seed, label=args.label)
     out = _check_out(args.out, (".png", ".npy"))
     if out.suffix == ".npy":
         _save_npy(out, samples.numpy())
@@ -388,6 +412,27 @@ def cmd_sweep_beta(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_prior(args: argparse.Namespace) -> int:
+    from aekit import plots
+    from aekit.priors import train_prior
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    summary = train_prior(run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, channels=args.channels,
+                          layers=args.layers, kernel=args.kernel, seed=args.seed, overwrite=args.overwrite,
+                          progress=args.progress)  # fmt: skip
+    print(f"Prior test NLL: {summary['test_nll']:.4g} nats per code map, {summary['test_bits_per_code']:.3f} bits "
+          f"per code (uniform codes: {summary['uniform_bits_per_code']:.3f})")  # fmt: skip
+    generator = torch.Generator(device=next(run.model.parameters()).device).manual_seed(args.seed)
+    with torch.no_grad():
+        learned, uniform = run.sample(32, seed=args.seed), run.model.sample_uniform(32, generator=generator).cpu()
+    figure = run.path / "plots" / "prior_vs_uniform.png"
+    plots.plot_rows([("learned prior", learned.clamp(0, 1)), ("uniform codes", uniform.clamp(0, 1))], figure,
+                    title="Samples: codes drawn from the PixelCNN prior vs independently")  # fmt: skip
+    print(f"Wrote {run.path / 'prior.safetensors'} and {figure}")
+    return 0
+
+
 def cmd_disentanglement(args: argparse.Namespace) -> int:
     from aekit.disentanglement import disentanglement_report
     from aekit.run import load_run
@@ -419,7 +464,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
             "encode": cmd_encode, "pca-check": cmd_pca_check, "denoise": cmd_denoise, "traverse": cmd_latent,
             "interpolate": cmd_latent, "bubbles": cmd_latent, "manifold": cmd_latent,
-            "sweep-beta": cmd_sweep_beta, "disentanglement": cmd_disentanglement}  # fmt: skip
+            "sweep-beta": cmd_sweep_beta, "disentanglement": cmd_disentanglement,
+            "train-prior": cmd_train_prior}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

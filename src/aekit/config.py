@@ -19,7 +19,7 @@ import yaml
 
 from aekit.errors import ConfigError, check_choice, suggest
 
-LATENTS = ("deterministic", "gaussian")
+LATENTS = ("deterministic", "gaussian", "vq")
 SPARSITY = ("none", "l1", "l2", "kl")
 NOISE = ("none", "gaussian", "salt_pepper", "mask")
 JACOBIAN = ("auto", "closed_form", "exact", "projection")
@@ -40,6 +40,8 @@ PRESETS: dict[str, dict[str, object]] = {
     "cae": {"latent": "deterministic", "contractive_weight": 0.1},
     "vae": {"latent": "gaussian"},
     "beta-vae": {"latent": "gaussian", "beta": 4.0},
+    # van den Oord et al. 2017: conv encoder/decoder with residual blocks; beta weighs the commitment loss.
+    "vq-vae": {"latent": "vq", "hidden": (128,), "beta": 0.25},
 }
 MODELS = tuple(PRESETS)
 # Architectures from papers, given as --arch NAME: defaults for keys in any section, resolved to a
@@ -103,6 +105,13 @@ class ModelConfig:
     contractive_weight: float | None = None  # lambda of the contractive penalty ||dh/dx||_F^2 [0]
     jacobian: str = "auto"  # how ||dh/dx||_F^2 is computed: closed_form | exact | projection
     jacobian_projections: int = 1  # random projections per sample (projection only)
+    num_codes: int = 512  # VQ-VAE: codebook size K
+    code_dim: int = 64  # VQ-VAE: dimension D of each code vector
+    res_blocks: int = 2  # VQ-VAE: residual blocks at the lowest resolution (channels: hidden[-1])
+    downsample: int = 2  # VQ-VAE: stride-2 stages (28x28 -> 7x7 code maps with 2)
+    use_ema: bool = False  # VQ-VAE: codebook updated by exponential moving averages, not by a loss
+    ema_decay: float = 0.99
+    restart_after: int = 100  # VQ-VAE: steps after which an unused code is re-seeded from encoder outputs
     free_bits: float = 0.0  # nats per latent dimension below which the KL is not pushed down (Kingma 2016)
     condition_on: str = "none"  # none | labels: a conditional VAE p(x | z, y), q(z | x, y)
     num_classes: int = 0  # classes of the condition; set from the data when condition_on = labels
@@ -153,6 +162,18 @@ class ModelConfig:
             )
         _positive("jacobian_projections", self.jacobian_projections)
         check_choice("condition_on", self.condition_on, ("none", "labels"))
+        if self.latent == "vq":
+            if self.num_codes < 2:
+                raise ConfigError(
+                    f"num_codes (K) must be at least 2 for a codebook to choose from, got {self.num_codes}."
+                )
+            for name in ("code_dim", "res_blocks", "downsample", "restart_after"):
+                if getattr(self, name) < (0 if name == "res_blocks" else 1):
+                    raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
+            if not 0 < self.ema_decay < 1:
+                raise ConfigError(f"ema_decay must lie in (0, 1), got {self.ema_decay}.")
+            if self.condition_on != "none":
+                raise ConfigError("A conditional VQ-VAE is not available; drop --condition-on.")
         if not (self.free_bits >= 0 and math.isfinite(self.free_bits)):
             raise ConfigError(f"free_bits must be a finite number >= 0, got {self.free_bits}.")
         if self.free_bits > 0 and self.latent != "gaussian":

@@ -52,7 +52,9 @@ def evaluate(
     model.eval()
     device = next(model.parameters()).device
     sums: dict[str, Any] = {}
-    codes, means = [], []
+    codes, means, maps = [], [], []
+    gaussian = bool(getattr(model.latent, "stochastic", False))
+    quantized = hasattr(model, "encode_indices")
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for i in range(0, len(x), batch_size):
@@ -61,7 +63,9 @@ def evaluate(
             err = (model.reconstruct(xb, yb) - xb).flatten(1).square()  # (B, D)
             terms = model.loss_terms(xb, yb)
             batch = {"sse": err.sum(1), "recon_nats": terms["recon"]}
-            if model.is_generative:
+            if quantized:
+                maps.append(model.encode_indices(xb).cpu())
+            elif gaussian:
                 stats = model.posterior(xb, yb)
                 batch["kl"] = terms["kl"]
                 batch["kl_per_dim"] = gaussian_kl_per_dim(stats["mean"], stats["logvar"])
@@ -77,7 +81,9 @@ def evaluate(
         lo, hi = float(x.min()), float(x.max())
         data_range = 1.0 if lo >= 0 and hi <= 1 else hi - lo
     metrics["psnr"] = 10 * math.log10(data_range**2 / metrics["mse"]) if metrics["mse"] > 0 else math.inf
-    if model.is_generative:
+    if quantized:
+        metrics.update(vq_metrics(model, torch.cat(maps)))
+    elif gaussian:
         metrics["neg_elbo"] = metrics["recon_nats"] + metrics["kl"]
         metrics["bits_per_dim"] = metrics["neg_elbo"] / (dims * math.log(2))
         if iw_samples > 0:
@@ -102,6 +108,27 @@ def evaluate(
 
 
 @torch.no_grad()
+def vq_metrics(model: Any, maps: torch.Tensor) -> dict[str, Any]:
+    """Codebook use on code maps ``(N, h, w)``, and the prior's likelihood of them when there is one.
+
+    ``perplexity`` is exp(entropy) of the codes' frequencies (K when all are used equally);
+    ``usage`` the fraction of codes used; ``prior_nll`` nats per code map, ``prior_bits_per_code``
+    its value per position in bits, against ``uniform_bits_per_code`` = log2 K for independent
+    uniform codes.
+    """
+    from aekit.quantizer import code_counts, usage_stats
+
+    metrics: dict[str, Any] = {k: float(v) for k, v in usage_stats(code_counts(maps, model.num_codes)).items()}
+    metrics["uniform_bits_per_code"] = math.log2(model.num_codes)
+    if model.prior is not None:
+        device = next(model.prior.parameters()).device
+        nll = torch.cat([model.prior.nll(maps[i : i + 512].to(device)).cpu() for i in range(0, len(maps), 512)])
+        metrics["prior_nll"] = float(nll.mean())
+        metrics["prior_bits_per_code"] = metrics["prior_nll"] / (maps[0].numel() * math.log(2))
+    return metrics
+
+
+@torch.no_grad()
 def iw_nll(
     model: Autoencoder,
     x: torch.Tensor,
@@ -118,10 +145,10 @@ def iw_nll(
     most ``max_decoded`` decoder outputs exist at once, and the log-mean-exp is accumulated with a
     running log-sum-exp, so any k fits in memory and no exponential overflows.
     """
-    if not model.is_generative:
+    if not getattr(model.latent, "stochastic", False):
         from aekit.errors import NotGenerativeError
 
-        raise NotGenerativeError("The importance-weighted bound needs a generative model (a VAE).")
+        raise NotGenerativeError("The importance-weighted bound needs a model with a gaussian latent (a VAE).")
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)

@@ -175,6 +175,8 @@ def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> Autoencoder
     if config.likelihood == "auto":
         raise ValueError("resolve the likelihood before building the model (see resolve_likelihood)")
     shape = tuple(sample_shape)
+    if config.latent == "vq":
+        return _build_vqvae(config, shape)
     if config.condition_on == "labels" and config.num_classes < 2:
         raise ValueError("set num_classes (from the data) before building a conditional model")
     classes = config.num_classes if config.condition_on == "labels" else 0
@@ -198,5 +200,30 @@ def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> Autoencoder
         penalties=build_penalties(config, encoder, latent),
         num_classes=classes,
         free_bits=config.free_bits,
+        config=config,
+    )
+
+
+def _build_vqvae(config: ModelConfig, shape: tuple[int, ...]) -> nn.Module:
+    from aekit.errors import ConfigError
+    from aekit.vqvae import VQVAE
+
+    if len(shape) != 3:
+        raise ConfigError(
+            f"A VQ-VAE quantises convolutional code maps and needs image data (C, H, W); this data has sample "
+            f"shape {shape}."
+        )
+    return VQVAE(
+        shape,
+        num_codes=config.num_codes,
+        code_dim=config.code_dim,
+        channels=config.hidden[-1] if config.hidden else 128,
+        res_blocks=config.res_blocks,
+        downsample=config.downsample,
+        beta=config.beta,
+        use_ema=config.use_ema,
+        ema_decay=config.ema_decay,
+        restart_after=config.restart_after,
+        likelihood=build_likelihood(config.likelihood, shape, config.obs_std, config.learn_obs_std),
         config=config,
     )

@@ -294,6 +294,10 @@ def load_run(path: str | Path, *, device: str = "cpu", weights: str | None = WEI
             )
         load_state_into(model, tensors, path / weights)
     model.to(resolve_device(device)).eval()
+    if weights is not None and hasattr(model, "attach_prior"):
+        from aekit.priors import attach_saved_prior
+
+        attach_saved_prior(model, path)  # after the weights: the prior is not part of them
     return Run(path, config, model, info)
 
 
@@ -373,7 +377,7 @@ def _new_run_dir(out: str | Path | None, config: RunConfig, overwrite: bool) -> 
 
 
 def _clear_run_dir(path: Path) -> None:
-    for name in (CONFIG, DATA_INFO, WEIGHTS, CHECKPOINT, METRICS, SUMMARY, REPORT):
+    for name in (CONFIG, DATA_INFO, WEIGHTS, CHECKPOINT, METRICS, SUMMARY, REPORT, "prior.safetensors", "prior.json"):
         (path / name).unlink(missing_ok=True)
     plots = path / "plots"
     if plots.is_dir():

@@ -148,6 +148,9 @@ class Trainer:
                 record.update({f"train/{k}": v / n for k, v in zip(names, sums.tolist(), strict=True)})
                 if x_valid is not None:
                     record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid, y_valid).items()})
+                    if hasattr(model, "code_usage"):  # VQ-VAE: codebook perplexity and usage, every epoch
+                        record.update({f"valid/{k}": v for k, v in model.code_usage(x_valid).items()})
+                        model.train()
                 record["lr"] = self.optimizer.param_groups[0]["lr"]
                 record["samples_per_s"] = n / seconds
                 record["epoch_seconds"] = seconds
