@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = add("energy", "Latent EBM: per-sample free energies (F_inf, and F_beta with --beta) and energy plots.")
+    _run_and_data(p)
+    p.add_argument("--beta", type=float, help="also compute F_beta = -(1/beta) log mean_z exp(-beta E(y, z))")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random restarts and latent samples")
+    p.add_argument("--out", required=True, help="energies.csv; plots go beside it for 2-D data")
+
     p = add("encode", "Save the codes of a data set (.npy, or .npz with labels).")
     _run_and_data(p, default_split="all")
     p.add_argument("--out", required=True, help="codes.npy, or codes.npz (codes and labels)")
@@ -241,7 +247,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--iw-samples must be >= 0, got {args.iw_samples}.")
     y = y if run.model.num_classes else None
     metrics = run.evaluate(
-        x, y, seed=args.seed, iw_samples=args.iw_samples if getattr(run.model.latent, "stochastic", False) else 0
+        x,
+        y,
+        seed=args.seed,
+        iw_samples=args.iw_samples if getattr(getattr(run.model, "latent", None), "stochastic", False) else 0,
     )
     if args.pca_baseline:
         from aekit.analysis import pca_baseline
@@ -433,6 +442,56 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_energy(args: argparse.Namespace) -> int:
+    from aekit import energy_plots
+    from aekit.fsutil import atomic_path
+    from aekit.run import load_run
+
+    run = load_run(args.run_dir)
+    model = run.model
+    if not hasattr(model, "free_energy_inf"):
+        raise ConfigError(
+            f"energy needs an energy-based latent model; this run is a '{run.config.model.model}' model. "
+            "Train one with --model latent-ebm."
+        )
+    if args.beta is not None and not args.beta > 0:
+        raise ConfigError(f"--beta must be > 0, got {args.beta}.")
+    out = _check_out(args.out, (".csv",))
+    x, _ = _split_data(run, args)
+    torch.manual_seed(args.seed)  # the random restarts of the minimisation
+    batches = [x[i : i + 512] for i in range(0, len(x), 512)]
+    f_inf = torch.cat([model.free_energy_inf(b).detach() for b in batches])
+    codes = torch.cat([model.encode(b).detach() for b in batches])
+    columns = {"f_inf": f_inf}
+    if args.beta is not None:
+        k = model.latent_dim
+        if k <= 2:  # a grid over the codes' range (+-1): the estimate converges to F_inf as beta grows
+            lo, hi = float(codes.min()) - 1, float(codes.max()) + 1
+            grid = (lo, hi, 2001 if k == 1 else 101)
+            columns["f_beta"] = torch.cat([model.free_energy(b, args.beta, grid=grid).detach() for b in batches])
+        else:
+            columns["f_beta"] = torch.cat([model.free_energy(b, args.beta, n=4096).detach() for b in batches])
+    header = ["index", *columns, *(f"z_{j + 1}" for j in range(codes.shape[1]))]
+    rows = [[str(i), *(f"{float(c[i]):.6g}" for c in columns.values()), *(f"{float(v):.6g}" for v in codes[i])]
+            for i in range(len(x))]  # fmt: skip
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    print(f"Wrote {len(x)} free energies to {out} (mean F_inf {float(f_inf.mean()):.4g})")
+    if tuple(model.sample_shape) == (2,) and model.latent_dim <= 2:
+        on_ellipse = run.config.data.data == "ellipse"
+        figures = {"energy_landscape.png": lambda p: energy_plots.plot_energy_landscape(model, p, beta=args.beta,
+                                                                                        data=x),
+                   "latent_energy.png": lambda p: energy_plots.plot_latent_energy(model, x, p)}  # fmt: skip
+        if model.latent_dim == 1:
+            figures["decoder_curve.png"] = lambda p: energy_plots.plot_decoder_curve(
+                model, x, p, true_w=(2.0, 1.0) if on_ellipse else None
+            )
+        for name, draw in figures.items():
+            draw(out.parent / name)
+            print(f"Wrote {out.parent / name}")
+    return 0
+
+
 def cmd_disentanglement(args: argparse.Namespace) -> int:
     from aekit.disentanglement import disentanglement_report
     from aekit.run import load_run
@@ -465,7 +524,7 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "reconst
             "encode": cmd_encode, "pca-check": cmd_pca_check, "denoise": cmd_denoise, "traverse": cmd_latent,
             "interpolate": cmd_latent, "bubbles": cmd_latent, "manifold": cmd_latent,
             "sweep-beta": cmd_sweep_beta, "disentanglement": cmd_disentanglement,
-            "train-prior": cmd_train_prior}  # fmt: skip
+            "train-prior": cmd_train_prior, "energy": cmd_energy}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import yaml
 
 from aekit.errors import ConfigError, check_choice, suggest
 
-LATENTS = ("deterministic", "gaussian", "vq")
+LATENTS = ("deterministic", "gaussian", "vq", "optimized")
 SPARSITY = ("none", "l1", "l2", "kl")
 NOISE = ("none", "gaussian", "salt_pepper", "mask")
 JACOBIAN = ("auto", "closed_form", "exact", "projection")
@@ -42,6 +42,8 @@ PRESETS: dict[str, dict[str, object]] = {
     "beta-vae": {"latent": "gaussian", "beta": 4.0},
     # van den Oord et al. 2017: conv encoder/decoder with residual blocks; beta weighs the commitment loss.
     "vq-vae": {"latent": "vq", "hidden": (128,), "beta": 0.25},
+    # Seed 000: the code is found by minimising the energy; trained by target propagation.
+    "latent-ebm": {"latent": "optimized", "hidden": (64, 64), "likelihood": "gaussian"},
 }
 MODELS = tuple(PRESETS)
 # Architectures from papers, given as --arch NAME: defaults for keys in any section, resolved to a
@@ -112,6 +114,13 @@ class ModelConfig:
     use_ema: bool = False  # VQ-VAE: codebook updated by exponential moving averages, not by a loss
     ema_decay: float = 0.99
     restart_after: int = 100  # VQ-VAE: steps after which an unused code is re-seeded from encoder outputs
+    infer_steps: int = 10  # latent EBM: gradient steps of the inference z^ = argmin_z E(y, z) + D(z, z~)
+    step_size: float = 0.1  # latent EBM: step size of those gradient steps
+    reg: str = "l2"  # latent EBM: R(z) = reg_weight * ||z||_1 (l1) or ||z||^2 (l2)
+    reg_weight: float = 1e-3
+    d_weight: float = 0.3  # latent EBM: D(z, z~) = d_weight * ||z - z~||^2, the pull towards the encoder's guess
+    use_encoder: bool = True  # latent EBM: without an encoder, inference starts at `init`
+    init: str = "auto"  # latent EBM: encoder | zero | random (auto: encoder when there is one, else zero)
     free_bits: float = 0.0  # nats per latent dimension below which the KL is not pushed down (Kingma 2016)
     condition_on: str = "none"  # none | labels: a conditional VAE p(x | z, y), q(z | x, y)
     num_classes: int = 0  # classes of the condition; set from the data when condition_on = labels
@@ -162,6 +171,18 @@ class ModelConfig:
             )
         _positive("jacobian_projections", self.jacobian_projections)
         check_choice("condition_on", self.condition_on, ("none", "labels"))
+        if self.latent == "optimized":
+            check_choice("reg", self.reg, ("l1", "l2"))
+            check_choice("init", self.init, ("auto", "encoder", "zero", "random"))
+            _positive("infer_steps", self.infer_steps)
+            _positive("step_size", self.step_size)
+            for name in ("reg_weight", "d_weight"):
+                if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                    raise ConfigError(f"{name} must be a finite number >= 0, got {getattr(self, name)}.")
+            if self.init == "encoder" and not self.use_encoder:
+                raise ConfigError("init 'encoder' needs an encoder; drop --no-use-encoder or use --init zero.")
+            if self.condition_on != "none":
+                raise ConfigError("A conditional latent EBM is not available; drop --condition-on.")
         if self.latent == "vq":
             if self.num_codes < 2:
                 raise ConfigError(

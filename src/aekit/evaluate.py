@@ -53,8 +53,10 @@ def evaluate(
     device = next(model.parameters()).device
     sums: dict[str, Any] = {}
     codes, means, maps = [], [], []
-    gaussian = bool(getattr(model.latent, "stochastic", False))
+    gaussian = bool(getattr(getattr(model, "latent", None), "stochastic", False))
     quantized = hasattr(model, "encode_indices")
+    energy_based = hasattr(model, "free_energy_inf")
+    free_energies = []
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for i in range(0, len(x), batch_size):
@@ -65,6 +67,8 @@ def evaluate(
             batch = {"sse": err.sum(1), "recon_nats": terms["recon"]}
             if quantized:
                 maps.append(model.encode_indices(xb).cpu())
+            elif energy_based:
+                free_energies.append(model.free_energy_inf(xb).cpu())
             elif gaussian:
                 stats = model.posterior(xb, yb)
                 batch["kl"] = terms["kl"]
@@ -83,6 +87,8 @@ def evaluate(
     metrics["psnr"] = 10 * math.log10(data_range**2 / metrics["mse"]) if metrics["mse"] > 0 else math.inf
     if quantized:
         metrics.update(vq_metrics(model, torch.cat(maps)))
+    elif energy_based:  # the zero-temperature free energy min_z E(y, z), per sample
+        metrics["free_energy"] = float(torch.cat(free_energies).mean())
     elif gaussian:
         metrics["neg_elbo"] = metrics["recon_nats"] + metrics["kl"]
         metrics["bits_per_dim"] = metrics["neg_elbo"] / (dims * math.log(2))
@@ -103,7 +109,8 @@ def evaluate(
         metrics["jacobian_norm"] = float(torch.cat(fro_sq).sqrt().mean())
         metrics.update(activation_stats(torch.cat(codes)))
     metrics["n"] = n
-    order = ["mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "nll_iw", "bits_per_dim", "jacobian_norm"]
+    order = ["mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "nll_iw", "bits_per_dim", "jacobian_norm",
+             "free_energy"]  # fmt: skip
     return {k: metrics[k] for k in order if k in metrics} | {k: v for k, v in metrics.items() if k not in order}
 
 
@@ -145,7 +152,7 @@ def iw_nll(
     most ``max_decoded`` decoder outputs exist at once, and the log-mean-exp is accumulated with a
     running log-sum-exp, so any k fits in memory and no exponential overflows.
     """
-    if not getattr(model.latent, "stochastic", False):
+    if not getattr(getattr(model, "latent", None), "stochastic", False):
         from aekit.errors import NotGenerativeError
 
         raise NotGenerativeError("The importance-weighted bound needs a model with a gaussian latent (a VAE).")

@@ -60,7 +60,7 @@ def _codes_at(run: Run, split: str, **indices: int) -> torch.Tensor:
 
 
 def _require_generative(run: Run, what: str) -> None:
-    if not getattr(run.model.latent, "stochastic", False):
+    if not getattr(getattr(run.model, "latent", None), "stochastic", False):
         raise NotGenerativeError(
             f"{what} needs the posterior variance of a VAE, but this '{run.config.model.model}' model has a "
             "deterministic code (a point, not a distribution). Train a generative model, e.g. --model vae."

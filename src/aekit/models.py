@@ -167,7 +167,7 @@ class Autoencoder(nn.Module):
         return self.decode(z, None if y is None else y.to(device))
 
 
-def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> Autoencoder:
+def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> nn.Module:
     """Build the model a configuration describes (its likelihood must be resolved, not ``auto``)."""
     from aekit.penalties import build_penalties
 
@@ -177,6 +177,25 @@ def build_model(config: ModelConfig, sample_shape: Sequence[int]) -> Autoencoder
     shape = tuple(sample_shape)
     if config.latent == "vq":
         return _build_vqvae(config, shape)
+    if config.latent == "optimized":
+        from aekit.latent_ebm import LatentEBM
+
+        return LatentEBM(
+            shape,
+            config.latent_dim,
+            use_encoder=config.use_encoder,
+            hidden=config.hidden,
+            activation=config.activation,
+            arch=config.arch,
+            likelihood=build_likelihood(config.likelihood, shape, config.obs_std, config.learn_obs_std),
+            infer_steps=config.infer_steps,
+            step_size=config.step_size,
+            reg=config.reg,
+            reg_weight=config.reg_weight,
+            d_weight=config.d_weight,
+            init=None if config.init == "auto" else config.init,
+            config=config,
+        )
     if config.condition_on == "labels" and config.num_classes < 2:
         raise ValueError("set num_classes (from the data) before building a conditional model")
     classes = config.num_classes if config.condition_on == "labels" else 0
