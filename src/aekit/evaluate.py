@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from aekit.fsutil import release_freed_memory
 from aekit.losses import gaussian_kl_per_dim
 from aekit.models import Autoencoder
 from aekit.penalties import activation_stats, jacobian_frobenius_sq
@@ -182,6 +183,8 @@ def iw_nll(
             log_w = (log_lik + log_prior - log_q).double()
             total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         out.append(-(total - math.log(k)).float().cpu())
+        if device.type == "cpu":
+            release_freed_memory()
     return torch.cat(out)
 
 
