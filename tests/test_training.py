@@ -105,3 +105,18 @@ def test_training_without_a_validation_split(tmp_path):
     history = read_metrics(run.path)
     assert len(history) == 2 and "valid/loss" not in history[0]
     assert json.loads((run.path / "summary.json").read_text())["best_epoch"] >= 1
+
+
+def test_adam_implementations_agree():
+    torch.manual_seed(0)
+    x = torch.rand(256, 1, 8, 8)
+    finals = {}
+    for impl in ("foreach", "fused", "loop"):
+        torch.manual_seed(0)
+        model = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(16,), latent_dim=3, likelihood="bernoulli"),
+                                  (1, 8, 8))  # fmt: skip
+        trainer = aekit.Trainer(model, aekit.TrainConfig(epochs=3, adam_impl=impl, progress=False))
+        trainer.fit(x)
+        finals[impl] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    torch.testing.assert_close(finals["fused"], finals["foreach"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(finals["loop"], finals["foreach"], rtol=1e-4, atol=1e-5)

@@ -247,6 +247,7 @@ class TrainConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
+    adam_impl: str = "fused"  # fused (one kernel per step; fastest in bench/) | foreach (per op over all params) | loop
     lr_schedule: str = "constant"  # constant | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al.)
     kl_warmup: int = 0  # steps over which the KL weight rises linearly from 0 to beta
     seed: int = 0
@@ -264,6 +265,7 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 0 (0 disables early stopping), got {self.patience}.")
         check_choice("device", self.device, DEVICES)
         check_choice("lr_schedule", self.lr_schedule, ("constant", "iwae"))
+        check_choice("adam_impl", self.adam_impl, ("foreach", "fused", "loop"))
         for name in ("adam_beta1", "adam_beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
