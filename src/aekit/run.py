@@ -138,8 +138,6 @@ class Run:
 
 
 def check_sample_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
-    from aekit.errors import DataError
-
     if tuple(x.shape[1:]) != tuple(shape):
         raise DataError(
             f"Expected samples of shape {tuple(shape)} for {what}, got an array of shape {tuple(x.shape)}. "

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from aekit.checkpoint import optimizer_tensors, restore_optimizer
+from aekit.checkpoint import load_state_into, optimizer_tensors, restore_optimizer
 from aekit.config import TrainConfig
 
 
@@ -238,8 +238,6 @@ class Trainer:
         return tensors, {"trainer": state, "optimizer": optim_meta}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        from aekit.checkpoint import load_state_into
-
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         load_state_into(self.model, model_state, "checkpoint")
         restore_optimizer(self.optimizer, tensors, meta["optimizer"])
