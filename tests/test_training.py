@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 import aekit
@@ -120,3 +121,29 @@ def test_adam_implementations_agree():
         finals[impl] = torch.cat([p.detach().flatten() for p in model.parameters()])
     torch.testing.assert_close(finals["fused"], finals["foreach"], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(finals["loop"], finals["foreach"], rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_mixed_precision_trains_like_float32():
+    x = aekit.load_dataset("digits").train[:512]
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = aekit.build_model(aekit.ModelConfig(model="vae", hidden=(32,), latent_dim=4, likelihood="bernoulli"),
+                                  (1, 8, 8))  # fmt: skip
+        trainer = aekit.Trainer(model, aekit.TrainConfig(epochs=30, precision=precision, progress=False))
+        first = trainer.evaluate_terms(x)["loss"]
+        trainer.fit(x)
+        losses[precision] = (first, trainer.evaluate_terms(x)["loss"])
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
+    assert losses["bf16"][1] < losses["bf16"][0] - 5.0  # it learns
+    assert abs(losses["bf16"][1] - losses["fp32"][1]) < 0.02 * losses["fp32"][1]
+
+
+def test_precision_errors():
+    model = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(8,), latent_dim=2, likelihood="gaussian"), (4,))
+    with pytest.raises(aekit.ConfigError, match="fp16 needs a CUDA device"):
+        aekit.Trainer(model, aekit.TrainConfig(precision="fp16", device="cpu"))
+    with pytest.raises(aekit.ConfigError, match="precision"):
+        aekit.TrainConfig(precision="fp8").validate()
+    with pytest.raises(aekit.ConfigError, match="latent-ebm"):
+        aekit.RunConfig().replace(model="latent-ebm", precision="bf16").validate()

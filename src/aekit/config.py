@@ -82,6 +82,7 @@ LIKELIHOODS = ("auto", "bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "leaky_relu", "none")
 NORMALIZE = ("auto", "standard", "none")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,9 @@ class TrainConfig:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
     adam_impl: str = "fused"  # fused (one kernel per step; fastest in bench/) | foreach (per op over all params) | loop
+    # fp32 | bf16: matrix products and convolutions in bfloat16 under autocast, weights and losses in
+    # float32 (CPUs with AVX512-BF16 or AMX, and CUDA) | fp16: CUDA only, with dynamic loss scaling.
+    precision: str = "fp32"
     lr_schedule: str = "constant"  # constant | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al.)
     kl_warmup: int = 0  # steps over which the KL weight rises linearly from 0 to beta
     seed: int = 0
@@ -266,6 +270,7 @@ class TrainConfig:
         check_choice("device", self.device, DEVICES)
         check_choice("lr_schedule", self.lr_schedule, ("constant", "iwae"))
         check_choice("adam_impl", self.adam_impl, ("foreach", "fused", "loop"))
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("adam_beta1", "adam_beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
@@ -287,6 +292,11 @@ class RunConfig:
         self.model.validate()
         self.data.validate()
         self.train.validate()
+        if self.train.precision != "fp32" and self.model.latent == "optimized":
+            raise ConfigError(
+                "The latent EBM infers its codes by gradient descent, which needs float32; "
+                "use --precision fp32 with --model latent-ebm."
+            )
         return self
 
     def replace(self, **overrides: Any) -> RunConfig:

@@ -21,7 +21,7 @@ class DeterministicLatent(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``(code, stats)``; a deterministic code has no posterior statistics."""
-        h = self.act(self.proj(features))
+        h = self.act(self.proj(features)).float()  # float32 codes even under mixed precision
         return h, {"mean": h}
 
 
@@ -36,7 +36,8 @@ class GaussianLatent(nn.Module):
         self.proj = nn.Linear(in_features, 2 * latent_dim)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        mean, logvar = self.proj(features).chunk(2, dim=1)  # (N, K) each
+        # float32 statistics even under mixed precision: exp(logvar) and the KL need the range.
+        mean, logvar = self.proj(features).float().chunk(2, dim=1)  # (N, K) each
         # Reparameterisation (Kingma & Welling 2014): the noise is an input, so gradients reach
         # mean and logvar through an ordinary product and sum.
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)

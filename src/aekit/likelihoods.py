@@ -21,8 +21,9 @@ class Bernoulli(nn.Module):
 
     def nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """-log p(x | logits), summed over dimensions: ``(N,)`` nats."""
-        # The logits form is exact and stable; probabilities would saturate at 0 and 1.
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        # The logits form is exact and stable; probabilities would saturate at 0 and 1. Under
+        # mixed precision the decoder's output is cast up: the sum over pixels needs float32.
+        return F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none").flatten(1).sum(1)
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
@@ -57,7 +58,7 @@ class Gaussian(nn.Module):
 
     def nll(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """-log N(x; mean, std^2), summed over dimensions: ``(N,)`` nats."""
-        z = (x - mean) * torch.exp(-self.log_std)
+        z = (x - mean.float()) * torch.exp(-self.log_std)
         per_dim = 0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)
         return per_dim.flatten(1).sum(1)
 

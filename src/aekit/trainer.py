@@ -11,6 +11,8 @@ slice of it; metrics accumulate on the device and are read (a host sync) only ev
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -51,6 +53,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _mixed_precision(precision: str, device: torch.device) -> tuple[Callable[[], Any], Any]:
+    """The autocast context of a training step and, for float16, its loss scaler.
+
+    Only the training step runs in reduced precision: weights, optimiser state, losses and every
+    evaluation stay in float32. bfloat16 keeps float32's exponent range, so it needs no scaling."""
+    from aekit.errors import ConfigError
+
+    if precision == "fp32":
+        return contextlib.nullcontext, None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs a CUDA device; on the CPU use --precision bf16.")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    return functools.partial(torch.autocast, device_type=device.type, dtype=dtype), scaler
+
+
 class Trainer:
     """Train ``model`` with Adam according to ``config``.
 
@@ -81,6 +99,7 @@ class Trainer:
             foreach=config.adam_impl == "foreach",
             fused=config.adam_impl == "fused" or None,
         )
+        self.autocast, self.scaler = _mixed_precision(config.precision, self.device)
         self.batch_transform = batch_transform  # e.g. dynamic binarisation: a new draw per batch
         self.callbacks = list(callbacks or [])
         self.log_every = log_every
@@ -133,11 +152,17 @@ class Trainer:
                     xb = x_train[idx]
                     if self.batch_transform is not None:
                         xb = self.batch_transform(xb)
-                    terms = model.loss_terms(xb, y_train[idx]) if conditional else model.loss_terms(xb)
+                    with self.autocast():
+                        terms = model.loss_terms(xb, y_train[idx]) if conditional else model.loss_terms(xb)
                     loss = self.objective(terms)
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
+                    if self.scaler is None:
+                        loss.backward()
+                        self.optimizer.step()
+                    else:
+                        self.scaler.scale(loss).backward()
+                        self.scaler.step(self.optimizer)
+                        self.scaler.update()
                     state.step += 1
                     with torch.no_grad():
                         sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(xb)
