@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from aekit.run import Run
 
 N_SHOW = 64  # images in the reconstruction and sample grids
+MAX_PLOTTED = 10_000  # test samples in the code scatter and feature plots (a streamed test split may be huge)
 
 
 def write_artifacts(run: Run, dataset: Dataset, history: list[dict[str, Any]], summary: dict[str, Any]) -> Path:
@@ -29,6 +30,7 @@ def write_artifacts(run: Run, dataset: Dataset, history: list[dict[str, Any]], s
     x, labels = dataset.test, dataset.test_labels
     if not len(x):
         x, labels = dataset.train, dataset.train_labels
+    x, labels = x[:MAX_PLOTTED], None if labels is None else labels[:MAX_PLOTTED]  # a tensor, even when streamed
     if history:
         add("Loss per epoch (per sample, nats)", "loss_curves.png", plots.plot_loss_curves, history)
     y = labels if run.model.num_classes else None  # a conditional model needs the labels

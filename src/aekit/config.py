@@ -220,11 +220,15 @@ class DataConfig:
     mnist_train: str = "train"  # train (50k) | train+valid (60k)
     binarize: str = "none"  # none | static (one seeded draw of every split) | dynamic (a new draw per batch)
     binarize_seed: int = 0  # seed of the fixed binarisation of the valid and test splits
+    # memory | stream (.npy read in blocks while training: data larger than memory) | auto: stream a
+    # .npy whose float32 copy would fill more than half the available memory
+    storage: str = "auto"
 
     def validate(self) -> DataConfig:
         check_choice("normalize", self.normalize, NORMALIZE)
         check_choice("mnist_train", self.mnist_train, ("train", "train+valid"))
         check_choice("binarize", self.binarize, ("none", "static", "dynamic"))
+        check_choice("storage", self.storage, ("auto", "memory", "stream"))
         for name in ("valid_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0 <= value < 1:

@@ -28,7 +28,7 @@ import torch
 
 from aekit.checkpoint import load_state_into, load_tensors, save_tensors
 from aekit.config import RunConfig, from_dict, load_yaml, save_yaml
-from aekit.data import Dataset, load_dataset
+from aekit.data import Dataset, NpyRows, load_dataset
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluate import evaluate
 from aekit.fsutil import atomic_write_text
@@ -143,7 +143,7 @@ def check_sample_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> No
             f"Expected samples of shape {tuple(shape)} for {what}, got an array of shape {tuple(x.shape)}. "
             f"Pass a batch shaped (N, {', '.join(map(str, shape))})."
         )
-    if not torch.isfinite(x).all():
+    if isinstance(x, torch.Tensor) and not torch.isfinite(x).all():  # a streamed split was scanned when opened
         raise DataError(f"The data passed to {what} holds NaN or infinite values; remove or impute them first.")
 
 
@@ -321,6 +321,7 @@ def load_config_data(config: RunConfig, spec: str | None = None, normalization: 
         normalization=normalization,
         label_column=d.label_column,
         mnist_train=d.mnist_train,
+        storage=d.storage,
     )
     return binarize_dataset(dataset, d.binarize, d.binarize_seed)
 
@@ -334,6 +335,11 @@ def binarize_dataset(dataset: Dataset, mode: str, seed: int) -> Dataset:
     """
     if mode == "none":
         return dataset
+    if isinstance(dataset.train, NpyRows):
+        raise ConfigError(
+            f"--binarize needs the data in memory, and '{dataset.name}' is streamed from its file. Binarise the "
+            "file itself (numpy: x = (rng.random(x.shape) < x)), or use --storage memory."
+        )
     lo, hi = dataset.value_range
     if lo < 0 or hi > 1:
         raise DataError(

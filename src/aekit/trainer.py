@@ -15,7 +15,7 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -118,16 +118,21 @@ class Trainer:
     ) -> TrainState:
         """Train until ``config.epochs`` epochs are done or early stopping triggers.
 
-        Labels are used only by a conditional model (``model.num_classes > 0``)."""
+        ``train`` and ``valid`` are tensors, or streamed splits (:class:`aekit.data.NpyRows`) for
+        data larger than memory. Labels are used only by a conditional model (``model.num_classes > 0``)."""
         cfg, model, state = self.config, self.model, self.state
         conditional = bool(getattr(model, "num_classes", 0))
         if conditional and train_labels is None:
             from aekit.errors import DataError
 
             raise DataError("A conditional model needs labels for its training data; this data set has none.")
-        x_train = train.to(self.device, torch.float32)
+        # A streamed split (aekit.data.NpyRows, data larger than memory) stays in its file.
+        streamed = not isinstance(train, torch.Tensor)
+        x_train = train if streamed else train.to(self.device, torch.float32)
         y_train = train_labels.to(self.device) if conditional else None
-        x_valid = valid.to(self.device, torch.float32) if valid is not None and len(valid) else None
+        x_valid = None
+        if valid is not None and len(valid):
+            x_valid = valid if not isinstance(valid, torch.Tensor) else valid.to(self.device, torch.float32)
         y_valid = valid_labels.to(self.device) if conditional and x_valid is not None else None
         n, bs = len(x_train), min(cfg.batch_size, len(x_train))
         steps_per_epoch = math.ceil(n / bs)
@@ -145,15 +150,12 @@ class Trainer:
                 model.train()
                 start = time.perf_counter()
                 sums = torch.zeros(len(names), device=self.device)
-                perm = torch.randperm(n, generator=self.shuffle).to(self.device)
                 self._set_lr()
-                for i in range(steps_per_epoch):
-                    idx = perm[i * bs : (i + 1) * bs]
-                    xb = x_train[idx]
+                for i, (xb, yb) in enumerate(self._batches(x_train, y_train, bs)):
                     if self.batch_transform is not None:
                         xb = self.batch_transform(xb)
                     with self.autocast():
-                        terms = model.loss_terms(xb, y_train[idx]) if conditional else model.loss_terms(xb)
+                        terms = model.loss_terms(xb, yb) if conditional else model.loss_terms(xb)
                     loss = self.objective(terms)
                     self.optimizer.zero_grad(set_to_none=True)
                     if self.scaler is None:
@@ -195,6 +197,20 @@ class Trainer:
             bar.close()
         return state
 
+    def _batches(
+        self, x: torch.Tensor, y: torch.Tensor | None, bs: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One epoch of shuffled ``(x, labels)`` batches: index slices of an in-memory tensor, or
+        the blocks of a streamed split moved to the device as they are read."""
+        if not isinstance(x, torch.Tensor):
+            for xb in x.batches(bs, self.shuffle):
+                yield xb.to(self.device, non_blocking=True), None
+            return
+        perm = torch.randperm(len(x), generator=self.shuffle).to(self.device)
+        for i in range(0, len(x), bs):
+            idx = perm[i : i + bs]
+            yield x[idx], None if y is None else y[idx]
+
     def objective(self, terms: dict[str, torch.Tensor], warmup: bool = True) -> torch.Tensor:
         """The weighted sum of the batch means of the model's loss terms.
 
@@ -227,7 +243,7 @@ class Trainer:
         names = ["loss", *self.model.term_weights]
         sums = torch.zeros(len(names), device=self.device)
         for i in range(0, len(x), batch_size):
-            xb = x[i : i + batch_size]
+            xb = x[i : i + batch_size].to(self.device, torch.float32)  # a no-op for data already there
             terms = self.model.loss_terms(xb) if y is None else self.model.loss_terms(xb, y[i : i + batch_size])
             loss = self.objective(terms, warmup=False)
             sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(terms[names[1]])

@@ -13,17 +13,20 @@ from pathlib import Path
 
 import torch
 
-from aekit.data import digits, dsprites, ellipse, files, mnist
+from aekit.data import digits, dsprites, ellipse, files, mnist, stream
 from aekit.data.base import Dataset
+from aekit.data.stream import NpyRows
 from aekit.errors import ConfigError, DataError, check_choice, suggest
 
 DATASET_NAMES = ("digits", "mnist", "dsprites", "dsprites-small", "ellipse")
 NORMALIZE_MODES = ("auto", "standard", "none")
+STORAGE_MODES = ("auto", "memory", "stream")
 
 __all__ = [
     "DATASET_NAMES",
     "NORMALIZE_MODES",
     "Dataset",
+    "NpyRows",
     "apply_normalization",
     "compute_normalization",
     "invert_normalization",
@@ -41,6 +44,7 @@ def load_dataset(
     normalization: dict | None = None,
     label_column: str | int | None = None,
     mnist_train: str = "train",
+    storage: str = "auto",
 ) -> Dataset:
     """Load a built-in data set by name, or a file / folder by path.
 
@@ -61,6 +65,9 @@ def load_dataset(
         of computing new statistics (``{}`` means none). Use it to encode new data for a trained model.
     label_column : name or index of the CSV column holding labels (CSV files only).
     mnist_train : ``"train"`` (50,000) or ``"train+valid"`` (60,000; valid then overlaps train).
+    storage : ``"memory"`` loads the data; ``"stream"`` (.npy files only) leaves it in the file and
+        gives :class:`NpyRows` splits, read in blocks during training (for data larger than memory);
+        ``"auto"`` streams a .npy whose float32 copy would fill more than half the available memory.
 
     Returns
     -------
@@ -69,11 +76,12 @@ def load_dataset(
     """
     _check_fractions(valid_fraction, test_fraction)
     check_choice("normalize mode", normalize, NORMALIZE_MODES)
+    check_choice("storage", storage, STORAGE_MODES)
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise ConfigError(f"Expected an integer seed, got {seed!r}. Pass e.g. seed=0.")
     data = _load_raw(
         spec, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
-        label_column=label_column, mnist_train=mnist_train,
+        label_column=label_column, mnist_train=mnist_train, storage=storage,
     )  # fmt: skip
     return _normalize(data, normalize, normalization)
 
@@ -89,10 +97,15 @@ def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
         )
 
 
-def _load_raw(spec: str | os.PathLike, *, mnist_train: str, **split) -> Dataset:
+def _load_raw(spec: str | os.PathLike, *, mnist_train: str, storage: str, **split) -> Dataset:
     check_choice("MNIST training split", mnist_train, mnist.TRAIN_CHOICES)
     name = str(spec)
     if name.lower() in DATASET_NAMES and not isinstance(spec, os.PathLike):
+        if storage == "stream":
+            raise ConfigError(
+                f"--storage stream reads .npy files; '{name}' is built in and loads into memory. "
+                "Use --storage auto or memory."
+            )
         if split["label_column"] is not None:
             raise ConfigError(f"label_column applies to CSV files only, not to the '{name}' data set.")
         if name.lower() in ("dsprites", "dsprites-small"):
@@ -126,17 +139,26 @@ def _load_raw(spec: str | os.PathLike, *, mnist_train: str, **split) -> Dataset:
         if split["label_column"] is not None:
             raise ConfigError(f"label_column applies to CSV files only, not to the IDX files in '{path}'.")
         return mnist.load_idx_folder(path, train=mnist_train)
+    if stream.should_stream(path, storage):
+        if split["label_column"] is not None:
+            raise ConfigError(f"label_column applies to CSV files only, not to '{path}'.")
+        return stream.open_npy(
+            path, seed=split["seed"], valid_fraction=split["valid_fraction"], test_fraction=split["test_fraction"]
+        )
     return files.load_path(path, **split)
 
 
 # --- normalisation --------------------------------------------------------------------------
 
 
-def compute_normalization(x: torch.Tensor) -> dict:
+def compute_normalization(x: torch.Tensor | NpyRows) -> dict:
     """Per-feature mean and std of ``x`` (N, D), as python floats; a constant feature gets std 1."""
-    x64 = x.double()
-    mean = x64.mean(0)
-    std = x64.std(0, correction=0)
+    if isinstance(x, NpyRows):  # moments found by the scan that opened the file
+        mean, std = torch.from_numpy(x.stats["mean"]), torch.from_numpy(x.stats["std"])
+    else:
+        x64 = x.double()
+        mean = x64.mean(0)
+        std = x64.std(0, correction=0)
     # A feature constant up to float32 rounding would otherwise be blown up to noise of size 1.
     std = torch.where(std <= 1e-7 * mean.abs().clamp(min=1), torch.ones_like(std), std)
     return {"mean": mean.tolist(), "std": std.tolist()}
@@ -167,6 +189,8 @@ def apply_normalization(x: torch.Tensor, normalization: dict) -> torch.Tensor:
     if not normalization:
         return x
     mean, std = _stats(normalization, x)
+    if isinstance(x, NpyRows):  # applied as rows are read
+        return x.normalized(mean.numpy(), std.numpy())
     return (x - mean.to(x.device)) / std.to(x.device)
 
 
@@ -198,7 +222,8 @@ def _normalize(data: Dataset, normalize: str, normalization: dict | None) -> Dat
             "Pass normalization={} or None."
         )
     for split in ("train", "valid", "test"):
-        setattr(data, split, apply_normalization(getattr(data, split), normalization).contiguous())
+        x = apply_normalization(getattr(data, split), normalization)
+        setattr(data, split, x if isinstance(x, NpyRows) else x.contiguous())
     data.normalization = (
         {"mean": [float(v) for v in normalization["mean"]], "std": [float(v) for v in normalization["std"]]}
         if normalization

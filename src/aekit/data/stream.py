@@ -1,0 +1,350 @@
+"""Data larger than memory: the rows of a .npy file, read in blocks and never held whole.
+
+:class:`NpyRows` stands for one split of a .npy file (a sorted set of its rows) and behaves like
+the float32 tensor it replaces wherever aekit reads data in slices: ``len``, ``shape``, ``x[a:b]``
+(a tensor), ``min``/``max``. Training draws shuffled batches from :meth:`NpyRows.batches`: blocks of
+rows in a random order, read a window at a time (tens of MB, by a background thread while the
+previous window trains) and shuffled within the window. Reads go through ``pread`` rather than a
+memory map, so the file's pages sit in the page cache, not in the process: resident memory stays
+flat however large the file is.
+
+Splits are the same seeded row-level splits as the in-memory path, so ``--storage stream`` and
+``--storage memory`` train and test on the same samples.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aekit.errors import ConfigError, DataError
+
+WINDOW_BYTES = 64 * 2**20  # rows shuffled together: large sequential reads, a few windows in memory
+BLOCK_ROWS = 256  # rows kept together when the order of an epoch is drawn
+SCAN_BYTES = 64 * 2**20  # rows read at a time by the opening scan
+MAX_GAP = 64  # rows between two wanted rows below which one read covers both
+
+
+@dataclass(frozen=True)
+class NpyLayout:
+    """Where the rows of a .npy file lie and how one row turns into a float32 sample."""
+
+    path: Path
+    offset: int  # bytes before the first row
+    dtype: np.dtype
+    shape: tuple[int, ...]  # of the array in the file
+    sample_shape: tuple[int, ...]  # of one sample as aekit sees it: (D,) or (C, H, W)
+    kind: str  # "tabular" or "image"
+    channels_last: bool
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dtype.itemsize * math.prod(self.shape[1:])
+
+    def to_samples(self, raw: np.ndarray) -> np.ndarray:
+        """Raw rows ``(n, *shape[1:])`` as float32 samples ``(n, *sample_shape)``; uint8 images / 255."""
+        if self.channels_last:
+            raw = raw.transpose(0, 3, 1, 2)
+        x = np.ascontiguousarray(raw, dtype=np.float32).reshape(len(raw), *self.sample_shape)
+        if self.kind == "image" and self.dtype == np.uint8:
+            x /= 255.0
+        return x
+
+
+def read_layout(path: Path) -> NpyLayout:
+    """Parse the header of a .npy file; refuse what cannot be read row by row."""
+    source = f"'{path}'"
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise ValueError("it lacks the .npy header")
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # parses the header; reads no data
+        shape, dtype, offset = mapped.shape, mapped.dtype, mapped.offset
+        fortran_order = not mapped.flags.c_contiguous
+        del mapped
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"Could not read {source} as a .npy file: {e}. Save the array again with numpy.save.") from e
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DataError(f"Expected a numeric array in {source}, got dtype {dtype}. Save it as float32 or uint8.")
+    if fortran_order and len(shape) > 1:
+        raise DataError(
+            f"{source} is stored in Fortran (column-major) order, so its rows are not contiguous and cannot be "
+            "streamed. Save it with numpy.save(path, numpy.ascontiguousarray(x)), or use --storage memory."
+        )
+    from aekit.data.files import _samples  # the shape rules of the in-memory loader
+
+    # A zero-stride stand-in of the file's shape: the shape checks, and their messages, without the data.
+    stand_in = np.lib.stride_tricks.as_strided(np.empty(1, dtype), shape=shape, strides=(0,) * len(shape))
+    view, kind = _samples(stand_in, source)
+    expected = offset + dtype.itemsize * math.prod(shape)
+    if path.stat().st_size < expected:
+        raise DataError(
+            f"{source} is truncated: its header promises {expected:,} bytes, the file has {path.stat().st_size:,}. "
+            "Save the array again."
+        )
+    channels_last = len(shape) == 4 and view.shape[1:] != tuple(shape[1:])
+    return NpyLayout(path, offset, dtype, tuple(shape), tuple(view.shape[1:]), kind, channels_last)
+
+
+class _Reader:
+    """Reads rows of a file by position, from any thread (``pread`` has no shared file offset)."""
+
+    def __init__(self, layout: NpyLayout):
+        self.layout = layout
+        self._fd = os.open(layout.path, os.O_RDONLY)
+        self._lock = threading.Lock()  # only used where os.preadv is missing
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Raw rows ``start:stop`` as an array of the file's dtype."""
+        lay = self.layout
+        buf = np.empty((stop - start, *lay.shape[1:]), lay.dtype)
+        view, pos = memoryview(buf.reshape(-1).view(np.uint8)), lay.offset + start * lay.row_bytes
+        done = 0
+        while done < len(view):
+            if hasattr(os, "preadv"):
+                n = os.preadv(self._fd, [view[done:]], pos + done)
+            else:  # pragma: no cover - platforms without preadv
+                with self._lock:
+                    os.lseek(self._fd, pos + done, os.SEEK_SET)
+                    n = os.readv(self._fd, [view[done:]])
+            if n == 0:
+                raise DataError(f"'{lay.path}' ended early while reading rows {start}:{stop}; was it overwritten?")
+            done += n
+        return buf
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Float32 samples of the sorted file rows ``rows``: one read per run of nearby rows."""
+        if not len(rows):
+            return np.empty((0, *self.layout.sample_shape), np.float32)
+        breaks = np.flatnonzero(np.diff(rows) > MAX_GAP) + 1
+        parts = []
+        for run in np.split(rows, breaks):
+            raw = self.read(int(run[0]), int(run[-1]) + 1)
+            parts.append(raw[run - run[0]] if len(run) < len(raw) else raw)
+        raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self.layout.to_samples(raw)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class NpyRows:
+    """One split of a .npy file: its sorted ``rows``, read on demand as float32 tensors.
+
+    ``stats`` holds the split's per-feature ``min`` and ``max`` (found by the opening scan) and, for the
+    training split of tabular data, per-feature ``mean`` and ``std``; ``normalization``
+    ``(mean, std)`` arrays, when given, are applied to every read.
+    """
+
+    def __init__(
+        self,
+        reader: _Reader,
+        rows: np.ndarray,
+        stats: dict[str, float],
+        normalization: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
+        self.reader, self.rows, self.stats, self.normalization = reader, rows, stats, normalization
+        self.window_rows = max(BLOCK_ROWS, WINDOW_BYTES // (4 * math.prod(reader.layout.sample_shape)))
+
+    # --- the tensor-like surface ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.rows), *self.reader.layout.sample_shape))
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def min(self) -> torch.Tensor:
+        return torch.tensor(self._range()[0].min() if len(self) else math.nan)
+
+    def max(self) -> torch.Tensor:
+        return torch.tensor(self._range()[1].max() if len(self) else math.nan)
+
+    def _range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature min and max, after normalisation when there is one."""
+        lo, hi = self.stats["min"], self.stats["max"]
+        if self.normalization is None:
+            return lo, hi
+        mean, std = (v.reshape(-1) for v in self.normalization)
+        return (lo - mean) / std, (hi - mean) / std
+
+    def __getitem__(self, index: slice | int) -> torch.Tensor:
+        """Samples at positions ``index`` of this split (a slice or an int), as a float32 tensor."""
+        if isinstance(index, int):
+            return self[index : index + 1 or None][0]
+        if not isinstance(index, slice):
+            raise TypeError(f"a streamed split takes slices or ints, not {type(index).__name__}")
+        return self.take(self.rows[index])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole split in memory (an explicit request; training never does this)."""
+        return self.take(self.rows).numpy().astype(dtype or np.float32, copy=False)
+
+    def take(self, rows: np.ndarray) -> torch.Tensor:
+        x = self.reader.rows(rows)
+        if self.normalization is not None:
+            mean, std = self.normalization
+            x = (x - mean) / std
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def normalized(self, mean: np.ndarray, std: np.ndarray) -> NpyRows:
+        return NpyRows(self.reader, self.rows, self.stats, (mean.astype(np.float32), std.astype(np.float32)))
+
+    def chunks(self, size: int | None = None) -> Iterator[torch.Tensor]:
+        """The split in order, ``size`` samples at a time (default: one window)."""
+        size = size or self.window_rows
+        for i in range(0, len(self.rows), size):
+            yield self.take(self.rows[i : i + size])
+
+    # --- training batches ------------------------------------------------------------------------
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """One epoch of shuffled batches of exactly ``batch_size`` (the last one may be smaller).
+
+        The epoch's order is drawn by ``generator``: blocks of ``BLOCK_ROWS`` rows in a random
+        order, grouped into windows; each window is read in one go (the next one in the
+        background) and its rows are shuffled before being cut into batches."""
+        n_blocks = math.ceil(len(self.rows) / BLOCK_ROWS)
+        order = torch.randperm(n_blocks, generator=generator).numpy()
+        per_window = max(1, self.window_rows // BLOCK_ROWS)
+        windows = [self._positions(np.sort(order[i : i + per_window])) for i in range(0, n_blocks, per_window)]
+        carry = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self.take, self.rows[windows[0]]) if windows else None
+            for k in range(len(windows)):
+                x = pending.result()
+                if k + 1 < len(windows):
+                    pending = pool.submit(self.take, self.rows[windows[k + 1]])
+                x = x[torch.randperm(len(x), generator=generator)]
+                if carry is not None:
+                    x = torch.cat([carry, x])
+                full = len(x) - len(x) % batch_size
+                yield from x[:full].split(batch_size)
+                carry = x[full:] if full < len(x) else None
+        if carry is not None:
+            yield carry
+
+    def _positions(self, blocks: np.ndarray) -> np.ndarray:
+        """Positions in this split of the rows of ``blocks`` (sorted block numbers)."""
+        positions = (blocks[:, None] * BLOCK_ROWS + np.arange(BLOCK_ROWS)).reshape(-1)
+        return positions[positions < len(self.rows)]
+
+
+# --- opening a file --------------------------------------------------------------------------
+
+
+def scan(layout: NpyLayout, reader: _Reader, split_of_row: np.ndarray, tabular_train: bool) -> list[dict]:
+    """One pass over the file: check every value is finite; per split min and max; for tabular
+    data the training split's per-feature mean and std (merged chunk by chunk, Chan et al.)."""
+    n_splits, width = 3, math.prod(layout.sample_shape)
+    lo, hi = np.full((n_splits, width), np.inf), np.full((n_splits, width), -np.inf)
+    count, mean, m2 = 0, None, None
+    step = max(1, SCAN_BYTES // max(layout.row_bytes, 1))
+    for start in range(0, layout.shape[0], step):
+        stop = min(start + step, layout.shape[0])
+        x = layout.to_samples(reader.read(start, stop))
+        flat = x.reshape(len(x), -1)
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            row, col = (int(v) for v in np.argwhere(bad)[0])
+            raise DataError(
+                f"Expected finite values in '{layout.path}', got {int(bad.sum())} NaN or infinite value(s) in rows "
+                f"{start}:{stop}; the first is at row {start + row}, position {col}. Remove or impute them and save "
+                "the data again."
+            )
+        which = split_of_row[start:stop]
+        for s in range(n_splits):
+            part = flat[which == s]
+            if len(part):
+                np.minimum(lo[s], part.min(0), out=lo[s])
+                np.maximum(hi[s], part.max(0), out=hi[s])
+        if tabular_train:
+            part = flat[which == 0].astype(np.float64)
+            if len(part):
+                b_mean, b_m2 = part.mean(0), ((part - part.mean(0)) ** 2).sum(0)
+                if mean is None:
+                    count, mean, m2 = len(part), b_mean, b_m2
+                else:
+                    total = count + len(part)
+                    delta = b_mean - mean
+                    mean = mean + delta * len(part) / total
+                    m2 = m2 + b_m2 + delta**2 * count * len(part) / total
+                    count = total
+    stats = [{"min": lo[s], "max": hi[s]} for s in range(n_splits)]  # per feature
+    if tabular_train and mean is not None:
+        stats[0]["mean"], stats[0]["std"] = mean, np.sqrt(m2 / count)
+    return stats
+
+
+def open_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: float):
+    """A :class:`~aekit.data.base.Dataset` whose splits are :class:`NpyRows` of the file at ``path``."""
+    from aekit.data.base import Dataset
+    from aekit.data.files import split_indices
+
+    layout = read_layout(path)
+    source = f"'{path}'"
+    parts = split_indices(
+        layout.shape[0], seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction, source=source
+    )
+    split_of_row = np.empty(layout.shape[0], np.int8)
+    for s, rows in enumerate(parts):
+        split_of_row[rows] = s
+    reader = _Reader(layout)
+    stats = scan(layout, reader, split_of_row, layout.kind == "tabular")
+    splits = [NpyRows(reader, rows.astype(np.int64), st) for rows, st in zip(parts, stats, strict=True)]
+    return Dataset(path.stem, layout.kind, *splits)
+
+
+def should_stream(path: Path, storage: str) -> bool:
+    """Whether ``storage`` (auto | memory | stream) streams the file at ``path``.
+
+    ``auto`` streams a .npy whose float32 copy would take more than half the memory available."""
+    is_npy = path.suffix.lower() == ".npy" and path.is_file()
+    if storage == "memory":
+        return False
+    if storage == "stream":
+        if not is_npy:
+            raise ConfigError(
+                f"--storage stream reads .npy files only, and '{path}' is not one. Convert it with "
+                "numpy.save('data.npy', x) (rows = samples), or use --storage memory."
+            )
+        return True
+    if not is_npy:
+        return False
+    try:
+        layout = read_layout(path)
+    except DataError:  # the in-memory loader reports what is wrong with the file
+        return False
+    return 4 * math.prod(layout.shape) > 0.5 * available_memory()
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (MemAvailable on Linux; else all of it)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
