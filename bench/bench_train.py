@@ -6,6 +6,9 @@ runs every contender for one epoch, in a shuffled order, so that the machine's d
 them alike; the table reports medians over rounds and ratios to the minimal loop, and the matmul
 limit: the time of the step's matrix products alone, at the same shapes, measured in the same run.
 
+Contenders: aekit's default (fused Adam, float32), with foreach Adam, with ``precision="bf16"``
+(bfloat16 matrix products under autocast; float16 with loss scaling too on CUDA), and the CLI.
+
 Usage: python bench/bench_train.py [--rounds 5] [--data mnist|digits] [--device cpu|cuda]
 """
 
@@ -139,13 +142,18 @@ def main() -> None:
     images = dataset.train.to(args.device)
     default = aekit_trainer(images, args.device)  # the default: fused Adam
     foreach = aekit_trainer(images, args.device, adam_impl="foreach")
+    bf16 = aekit_trainer(images, args.device, precision="bf16")  # the fast option: bfloat16 matrix products
     contenders = {
         "minimal loop": lambda: minimal_epoch(state, x),
         "aekit API": lambda: aekit_epoch(default, images),
         "aekit foreach Adam": lambda: aekit_epoch(foreach, images),
+        "aekit bf16": lambda: aekit_epoch(bf16, images),
         "aekit CLI": lambda: cli_epoch(args.data, args.device),
         "matmul limit": lambda: matmul_limit(x.shape[1], args.device),
     }
+    if torch.device(args.device).type == "cuda":
+        fp16 = aekit_trainer(images, args.device, precision="fp16")
+        contenders["aekit fp16"] = lambda: aekit_epoch(fp16, images)
     results: dict[str, list[float]] = {name: [] for name in contenders}
     for name, run in contenders.items():  # warm-up round, not counted
         if name != "aekit CLI":
@@ -162,12 +170,12 @@ def main() -> None:
     limit = statistics.median(results["matmul limit"])
     print(f"\n{args.data} train ({len(x):,} samples), device {args.device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; medians of {args.rounds} interleaved rounds")  # fmt: skip
-    print(f"{'contender':<18}{'samples/s':>12}{'vs minimal':>12}{'of limit':>10}")
+    print(f"{'contender':<20}{'samples/s':>12}{'vs minimal':>12}{'of limit':>10}")
     summary = {}
     for name, values in results.items():
         med = statistics.median(values)
         summary[name] = {"median": med, "all": values, "vs_minimal": med / base, "of_limit": med / limit}
-        print(f"{name:<18}{med:>12,.0f}{med / base:>11.2f}x{med / limit:>9.0%}")
+        print(f"{name:<20}{med:>12,.0f}{med / base:>11.2f}x{med / limit:>9.0%}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak resident memory of this process: {peak:.2f} GiB")
     if args.json:
