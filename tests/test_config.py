@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aekit.config import RunConfig, from_dict, save_yaml
+from aekit.config import ModelConfig, RunConfig, from_dict, save_yaml
 from aekit.errors import ConfigError
 
 
@@ -44,3 +44,10 @@ def test_replace_does_not_mutate():
 def test_bad_values(values, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(values)
+
+
+def test_conv_gets_conv_channels_by_default():
+    assert ModelConfig(arch="conv").hidden == (32, 64)
+    assert RunConfig().replace(model="ae", arch="conv").model.hidden == (32, 64)
+    assert RunConfig().replace(arch="conv", hidden=(16,)).model.hidden == (16,)
+    assert RunConfig().replace(model="ae").model.hidden == (400,)

@@ -64,6 +64,7 @@ ARCH_PRESETS: dict[str, dict[str, object]] = {
     },
 }
 # The value of a preset-governed field when the preset does not set it.
+CONV_CHANNELS = (32, 64)  # the default stages of --arch conv
 PRESET_FALLBACKS: dict[str, object] = {
     "hidden": (400,),
     "latent": "gaussian",
@@ -91,7 +92,7 @@ class ModelConfig:
 
     model: str = "vae"  # preset, see PRESETS; fields left at None take the preset's value
     arch: str = "mlp"  # mlp | conv
-    hidden: tuple[int, ...] | None = None  # MLP layer widths, or conv channels per stride-2 stage [400]
+    hidden: tuple[int, ...] | None = None  # MLP layer widths, or conv channels per stride-2 stage [400; conv 32,64]
     latent_dim: int = 20
     latent: str | None = None  # deterministic (a code h) | gaussian (mean and log-variance)
     activation: str | None = None  # of the hidden layers [relu]
@@ -128,6 +129,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         preset = PRESETS.get(self.model, {})
+        if self.hidden is None and self.arch == "conv" and "hidden" not in preset:
+            object.__setattr__(self, "hidden", CONV_CHANNELS)  # 400 channels at full resolution would crawl
         for key, default in PRESET_FALLBACKS.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, preset.get(key, default))
@@ -364,6 +367,11 @@ def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfi
         check_choice("model", str(preset), MODELS)
         for key, value in PRESETS[str(preset)].items():
             updates["model"].setdefault(key, value)
+    if updates["model"].get("arch") == "conv" and "hidden" not in updates["model"]:
+        # Switching to conv without channels: the MLP's fallback width would be one huge stage.
+        name = str(updates["model"].get("model", base.model.model))
+        if "hidden" not in PRESETS.get(name, {}) and base.model.hidden in (None, PRESET_FALLBACKS["hidden"]):
+            updates["model"]["hidden"] = CONV_CHANNELS
     sections = {}
     for name, section in base.sections().items():
         typed = {k: _coerce(type(section), k, v) for k, v in updates[name].items()}

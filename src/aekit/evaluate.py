@@ -63,20 +63,26 @@ def evaluate(
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device, torch.float32)
             yb = None if y is None else y[i : i + batch_size].to(device)
-            err = (model.reconstruct(xb, yb) - xb).flatten(1).square()  # (B, D)
-            terms = model.loss_terms(xb, yb)
+            stats = None
+            if isinstance(model, Autoencoder):  # one encoder pass for the terms, codes and reconstruction
+                terms, stats, params = model.loss_parts(xb, yb)
+                # The reconstruction decodes the code: the posterior mean (a second decoder pass for a
+                # VAE, whose terms decoded a draw), or the deterministic code the terms decoded.
+                recon = model.decode(stats["mean"], yb) if gaussian else model.likelihood.mean(params)
+            else:
+                terms, recon = model.loss_terms(xb, yb), model.reconstruct(xb, yb)
+            err = (recon - xb).flatten(1).square()  # (B, D)
             batch = {"sse": err.sum(1), "recon_nats": terms["recon"]}
             if quantized:
                 maps.append(model.encode_indices(xb).cpu())
             elif energy_based:
                 free_energies.append(model.free_energy_inf(xb).cpu())
             elif gaussian:
-                stats = model.posterior(xb, yb)
                 batch["kl"] = terms["kl"]
                 batch["kl_per_dim"] = gaussian_kl_per_dim(stats["mean"], stats["logvar"])
                 means.append(stats["mean"].cpu())
             else:
-                codes.append(model.encode(xb, yb).cpu())
+                codes.append((stats["mean"] if stats is not None else model.encode(xb, yb)).cpu())
             for k, v in batch.items():
                 sums[k] = sums.get(k, 0.0) + v.sum(0).cpu().double()
     n, dims = len(x), math.prod(model.sample_shape)

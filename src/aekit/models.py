@@ -102,9 +102,17 @@ class Autoencoder(nn.Module):
         corrupted copy; ``kl`` appears for a stochastic latent (with free bits applied in training
         mode), one term per penalty otherwise. ``y`` holds the labels of a conditional model.
         """
+        return self.loss_parts(x, y)[0]
+
+    def loss_parts(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """:meth:`loss_terms`, with the posterior statistics and the decoder's output at the drawn
+        code: evaluation reads all three from one encoder pass."""
         x_in = self.corruption(x) if self.corruption is not None else x
         z, stats = self.latent(self._with_labels(self.encoder(x_in), y))
-        terms = {"recon": self.likelihood.nll(x, self.decoder(self._with_labels(z, y)))}
+        params = self.decoder(self._with_labels(z, y))
+        terms = {"recon": self.likelihood.nll(x, params)}
         if self.is_generative:
             kl = gaussian_kl_per_dim(stats["mean"], stats["logvar"])  # (N, K)
             if self.free_bits > 0 and self.training:
@@ -115,7 +123,7 @@ class Autoencoder(nn.Module):
             terms["kl"] = kl.sum(1)
         for penalty in self.penalties:
             terms[penalty.name] = penalty(self, x_in, stats["mean"])
-        return terms
+        return terms, stats, params
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The encoder's output statistics: ``mean`` (the code), and ``logvar`` for a VAE."""
