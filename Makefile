@@ -31,9 +31,16 @@ format: setup
 test: lint
 	$(BIN)/python -m pytest -q -n 2
 
-# Training throughput against a minimal hand-written loop and the matmul limit (MNIST; minutes).
+# The performance benchmark (docs/performance.md; about 20 minutes on 2 cores): training throughput of
+# the MLP VAE, conv AE and VQ-VAE against minimal hand-written loops and the matmul limit, evaluation
+# throughput, epoch time against data size and width, and peak memory, in memory and streamed.
+BENCH_OUT ?= bench/results
 bench: setup
-	$(BIN)/python bench/bench_train.py --rounds 5
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/bench_train.py --rounds 5 --json $(BENCH_OUT)/train.json
+	$(BIN)/python bench/bench_models.py --rounds 3 --json $(BENCH_OUT)/models.json
+	$(BIN)/python bench/bench_scaling.py --repeats 3 --json $(BENCH_OUT)/scaling.json
+	$(BIN)/python bench/bench_memory.py --json $(BENCH_OUT)/memory.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
