@@ -51,7 +51,9 @@ def test_prior_workflow(vq_dir, tmp_path, capsys):
     assert main(["train-prior", str(run_dir), "--epochs", "1", "--no-progress"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     # Training the VQ-VAE further changes its codes: the saved prior no longer belongs to it.
-    aekit.resume(run_dir, epochs=31, report=False, progress=False)
+    before = (run_dir / "model.safetensors").read_bytes()
+    aekit.resume(run_dir, epochs=40, report=False, progress=False)
+    assert (run_dir / "model.safetensors").read_bytes() != before  # a better epoch replaced the weights
     with pytest.raises(aekit.CheckpointError, match="trained on the codes of another model"):
         aekit.load_run(run_dir)
 

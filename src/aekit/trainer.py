@@ -25,6 +25,8 @@ from tqdm.auto import tqdm
 from aekit.checkpoint import load_state_into, optimizer_tensors, restore_optimizer
 from aekit.config import TrainConfig
 
+_CONVS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+
 
 @dataclass
 class TrainState:
@@ -87,7 +89,10 @@ class Trainer:
     ):
         self.config = config
         self.device = resolve_device(config.device)
-        self.model = model.to(self.device)
+        self.channels_last = config.memory_format == "channels_last" or (
+            config.memory_format == "auto" and any(isinstance(m, _CONVS) for m in model.modules())
+        )
+        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
         self.optimizer = torch.optim.Adam(
             model.parameters(),
             lr=config.lr,
@@ -128,7 +133,7 @@ class Trainer:
             raise DataError("A conditional model needs labels for its training data; this data set has none.")
         # A streamed split (aekit.data.NpyRows, data larger than memory) stays in its file.
         streamed = not isinstance(train, torch.Tensor)
-        x_train = train if streamed else train.to(self.device, torch.float32)
+        x_train = train if streamed else self._layout(train.to(self.device, torch.float32))
         y_train = train_labels.to(self.device) if conditional else None
         x_valid = None
         if valid is not None and len(valid):
@@ -204,12 +209,16 @@ class Trainer:
         the blocks of a streamed split moved to the device as they are read."""
         if not isinstance(x, torch.Tensor):
             for xb in x.batches(bs, self.shuffle):
-                yield xb.to(self.device, non_blocking=True), None
+                yield self._layout(xb.to(self.device, non_blocking=True)), None
             return
         perm = torch.randperm(len(x), generator=self.shuffle).to(self.device)
         for i in range(0, len(x), bs):
             idx = perm[i : i + bs]
             yield x[idx], None if y is None else y[idx]
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in the model's memory format (channels last for conv models on the fast path)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def objective(self, terms: dict[str, torch.Tensor], warmup: bool = True) -> torch.Tensor:
         """The weighted sum of the batch means of the model's loss terms.
