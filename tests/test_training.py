@@ -147,3 +147,21 @@ def test_precision_errors():
         aekit.TrainConfig(precision="fp8").validate()
     with pytest.raises(aekit.ConfigError, match="latent-ebm"):
         aekit.RunConfig().replace(model="latent-ebm", precision="bf16").validate()
+
+
+def test_conv_models_train_channels_last_by_default():
+    x = aekit.load_dataset("digits").train[:256]
+    conv = aekit.build_model(aekit.ModelConfig(model="ae", arch="conv", hidden=(4, 8), latent_dim=3,
+                                               likelihood="bernoulli"), (1, 8, 8))  # fmt: skip
+    trainer = aekit.Trainer(conv, aekit.TrainConfig(epochs=2, progress=False))
+    weights = [p for p in conv.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    trainer.fit(x)
+    # A contiguous copy of the trained network computes the same loss: the layout changes speed only.
+    twin = aekit.build_model(conv.config, (1, 8, 8))
+    twin.load_state_dict(conv.state_dict())
+    mlp = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(8,), latent_dim=2, likelihood="bernoulli"), (1, 8, 8))
+    assert not aekit.Trainer(mlp, aekit.TrainConfig(progress=False)).channels_last
+    plain = aekit.Trainer(twin, aekit.TrainConfig(progress=False, memory_format="contiguous"))
+    assert all(p.is_contiguous() for p in twin.parameters())
+    assert plain.evaluate_terms(x)["loss"] == pytest.approx(trainer.evaluate_terms(x)["loss"], rel=1e-4)

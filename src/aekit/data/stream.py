@@ -104,8 +104,13 @@ class _Reader:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Raw rows ``start:stop`` as an array of the file's dtype."""
+        buf = np.empty((stop - start, *self.layout.shape[1:]), self.layout.dtype)
+        self.read_into(buf, start)
+        return buf
+
+    def read_into(self, buf: np.ndarray, start: int) -> None:
+        """Fill ``buf`` (contiguous, the file's dtype) with the raw rows from ``start`` on."""
         lay = self.layout
-        buf = np.empty((stop - start, *lay.shape[1:]), lay.dtype)
         view, pos = memoryview(buf.reshape(-1).view(np.uint8)), lay.offset + start * lay.row_bytes
         done = 0
         while done < len(view):
@@ -116,21 +121,31 @@ class _Reader:
                     os.lseek(self._fd, pos + done, os.SEEK_SET)
                     n = os.readv(self._fd, [view[done:]])
             if n == 0:
-                raise DataError(f"'{lay.path}' ended early while reading rows {start}:{stop}; was it overwritten?")
+                raise DataError(f"'{lay.path}' ended early while reading from row {start}; was it overwritten?")
             done += n
-        return buf
 
-    def rows(self, rows: np.ndarray) -> np.ndarray:
-        """Float32 samples of the sorted file rows ``rows``: one read per run of nearby rows."""
+    def rows(self, rows: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+        """Float32 samples of the sorted file rows ``rows``, taken in ``order`` when given.
+
+        Nearby rows are read together (one read per run, into one buffer), and the wanted rows
+        are picked out and put in order by a single gather."""
+        lay = self.layout
         if not len(rows):
-            return np.empty((0, *self.layout.sample_shape), np.float32)
-        breaks = np.flatnonzero(np.diff(rows) > MAX_GAP) + 1
-        parts = []
-        for run in np.split(rows, breaks):
-            raw = self.read(int(run[0]), int(run[-1]) + 1)
-            parts.append(raw[run - run[0]] if len(run) < len(raw) else raw)
-        raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return self.layout.to_samples(raw)
+            return np.empty((0, *lay.sample_shape), np.float32)
+        runs = np.split(rows, np.flatnonzero(np.diff(rows) > MAX_GAP) + 1)
+        total = sum(int(r[-1]) + 1 - int(r[0]) for r in runs)
+        buf = np.empty((total, *lay.shape[1:]), lay.dtype)
+        local = np.empty(len(rows), np.int64)  # where each wanted row lies in buf
+        at = k = 0
+        for run in runs:
+            length = int(run[-1]) + 1 - int(run[0])
+            self.read_into(buf[at : at + length], int(run[0]))
+            local[k : k + len(run)] = run - run[0] + at
+            at, k = at + length, k + len(run)
+        if order is not None:
+            local = local[order]
+        raw = buf if order is None and total == len(rows) else buf[local]
+        return lay.to_samples(raw)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -200,12 +215,14 @@ class NpyRows:
         """The whole split in memory (an explicit request; training never does this)."""
         return self.take(self.rows).numpy().astype(dtype or np.float32, copy=False)
 
-    def take(self, rows: np.ndarray) -> torch.Tensor:
-        x = self.reader.rows(rows)
+    def take(self, rows: np.ndarray, order: np.ndarray | None = None) -> torch.Tensor:
+        """Samples of the sorted file rows ``rows`` (in ``order`` when given), as a float32 tensor."""
+        x = self.reader.rows(rows, order)  # a fresh array: normalising in place is safe
         if self.normalization is not None:
             mean, std = self.normalization
-            x = (x - mean) / std
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            x -= mean
+            x /= std
+        return torch.from_numpy(x)
 
     def normalized(self, mean: np.ndarray, std: np.ndarray) -> NpyRows:
         return NpyRows(self.reader, self.rows, self.stats, (mean.astype(np.float32), std.astype(np.float32)))
@@ -230,14 +247,23 @@ class NpyRows:
         windows = [self._positions(np.sort(order[i : i + per_window])) for i in range(0, n_blocks, per_window)]
         carry = None
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self.take, self.rows[windows[0]]) if windows else None
+
+            def read(k: int):  # window k, in an order drawn now: the draws stay in a fixed sequence
+                order = torch.randperm(len(windows[k]), generator=generator).numpy()
+                return pool.submit(self.take, self.rows[windows[k]], order)
+
+            pending = read(0) if windows else None
             for k in range(len(windows)):
                 x = pending.result()
                 if k + 1 < len(windows):
-                    pending = pool.submit(self.take, self.rows[windows[k + 1]])
-                x = x[torch.randperm(len(x), generator=generator)]
-                if carry is not None:
-                    x = torch.cat([carry, x])
+                    pending = read(k + 1)  # read while this window trains
+                if carry is not None:  # top up the last window's remainder
+                    head = torch.cat([carry, x[: batch_size - len(carry)]])
+                    x = x[batch_size - len(carry) :]
+                    if len(head) < batch_size:
+                        carry = head
+                        continue
+                    yield head
                 full = len(x) - len(x) % batch_size
                 yield from x[:full].split(batch_size)
                 carry = x[full:] if full < len(x) else None
