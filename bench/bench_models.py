@@ -16,7 +16,8 @@ vq    aekit ``--model vq-vae`` with its defaults (bernoulli): 4x4 stride-2 convs
       training images (one in-memory tensor, randperm batches), since a full epoch of conv models is
       slow on a CPU. The contenders: the minimal loop (same layers, same loss, same initial weights
       copied from aekit's model, plain ``torch.optim.Adam`` as a user would write it); aekit's
-      ``Trainer`` (its default fused Adam); and ``aekit train`` in a subprocess, on the same subset
+      ``Trainer`` (its defaults: fused Adam, channels-last convolutions); the same with
+      ``precision="bf16"`` (bfloat16 convolutions, the fast option); and ``aekit train`` in a subprocess, on the same subset
       saved as a pre-split .npz with empty valid and test splits, reading ``samples_per_s`` of its
       summary.json (the training epoch alone: no process start-up, data loading or evaluation, but
       the process's first, cold epoch, whereas the in-process contenders get a warm-up epoch first,
@@ -171,6 +172,9 @@ def training_part(
 
     opt = torch.optim.Adam(minimal.parameters(), lr=LR)
     trainer = aekit.Trainer(model, aekit.TrainConfig(batch_size=BATCH, lr=LR, progress=False, device="cpu"))
+    torch.manual_seed(0)
+    fast = aekit.TrainConfig(batch_size=BATCH, lr=LR, progress=False, device="cpu", precision="bf16")
+    bf16 = aekit.Trainer(aekit.build_model(config, SHAPE), fast)  # the fast option: bfloat16 convolutions
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / f"{label}-subset.npz"
         empty = np.zeros((0, *SHAPE), np.float32)
@@ -178,9 +182,11 @@ def training_part(
         contenders = {
             "minimal loop": lambda: minimal_epoch(minimal, opt, x),
             "aekit API": lambda: aekit_epoch(trainer, x),
+            "aekit bf16": lambda: aekit_epoch(bf16, x),
             "aekit CLI": lambda: cli_epoch(npz, cli_flags),
         }
-        warm = {name: contenders[name]() for name in ("minimal loop", "aekit API")}  # first epochs, not counted
+        # First epochs, not counted.
+        warm = {name: contenders[name]() for name in ("minimal loop", "aekit API", "aekit bf16")}
         print(f"  {label} warm-up (not counted): " + ", ".join(f"{n} {v:,.0f}" for n, v in warm.items()))
         results = interleave(contenders, rounds, label)
     title = (f"{label}: MNIST train subset of {len(x):,} samples per timed epoch, batch {BATCH}, Adam {LR}, cpu, "
