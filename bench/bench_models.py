@@ -12,17 +12,17 @@ vq    aekit ``--model vq-vae`` with its defaults (bernoulli): 4x4 stride-2 convs
       codebook of 512 codes (no EMA; codebook loss + 0.25 x commitment loss, straight-through
       gradient), dead codes re-seeded from the batch every 100 steps; the mirror-image decoder.
 
-      Both train with batch 128 and Adam 1e-3 on a fixed random subset of ``--samples`` MNIST
-      training images (one in-memory tensor, randperm batches), since a full epoch of conv models is
-      slow on a CPU. The contenders: the minimal loop (same layers, same loss, same initial weights
-      copied from aekit's model, plain ``torch.optim.Adam`` as a user would write it); aekit's
-      ``Trainer`` (its defaults: fused Adam, channels-last convolutions); the same with
-      ``precision="bf16"`` (bfloat16 convolutions, the fast option); and ``aekit train`` in a subprocess, on the same subset
-      saved as a pre-split .npz with empty valid and test splits, reading ``samples_per_s`` of its
-      summary.json (the training epoch alone: no process start-up, data loading or evaluation, but
-      the process's first, cold epoch, whereas the in-process contenders get a warm-up epoch first,
-      printed for comparison). The minimal and aekit models are checked to have equal parameter
-      counts and equal losses on a batch with the same weights.
+      Both train with batch 128 and Adam 1e-3 on a fixed random subset of ``--samples`` MNIST training
+      images (one in-memory tensor, randperm batches), since a full epoch of conv models is slow on a
+      CPU. The contenders: the minimal loop (same layers, same loss, same initial weights copied from
+      aekit's model, plain ``torch.optim.Adam`` as a user would write it); aekit's ``Trainer`` (its
+      defaults: fused Adam, channels-last convolutions); the same with ``precision="bf16"`` (bfloat16
+      convolutions, the fast option); and ``aekit train`` in a subprocess, on the same subset saved as a
+      pre-split .npz with empty valid and test splits, reading ``samples_per_s`` of its summary.json
+      (the training epoch alone: no process start-up, data loading or evaluation, but the process's
+      first, cold epoch, whereas the in-process contenders get a warm-up epoch first, printed for
+      comparison). The minimal and aekit models are checked to have equal parameter counts and equal
+      losses on a batch with the same weights.
 
 eval  The MLP VAE of bench_train.py (784-400-20, ReLU, bernoulli), trained for one epoch by
       ``aekit.train``. The negative ELBO of the MNIST test set (10,000 images, batch 1024, one
