@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from aekit.errors import ConfigError, DataError
 
@@ -286,7 +287,11 @@ def scan(layout: NpyLayout, reader: _Reader, split_of_row: np.ndarray, tabular_t
     lo, hi = np.full((n_splits, width), np.inf), np.full((n_splits, width), -np.inf)
     count, mean, m2 = 0, None, None
     step = max(1, SCAN_BYTES // max(layout.row_bytes, 1))
+    big = layout.shape[0] * layout.row_bytes > 4 * SCAN_BYTES  # a bar only where the scan takes a while
+    bar = tqdm(total=layout.shape[0], unit="row", desc=f"checking {layout.path.name}", leave=False,
+               disable=None if big else True)  # fmt: skip
     for start in range(0, layout.shape[0], step):
+        bar.update(min(step, layout.shape[0] - start))
         stop = min(start + step, layout.shape[0])
         x = layout.to_samples(reader.read(start, stop))
         flat = x.reshape(len(x), -1)
@@ -316,6 +321,7 @@ def scan(layout: NpyLayout, reader: _Reader, split_of_row: np.ndarray, tabular_t
                     mean = mean + delta * len(part) / total
                     m2 = m2 + b_m2 + delta**2 * count * len(part) / total
                     count = total
+    bar.close()
     stats = [{"min": lo[s], "max": hi[s]} for s in range(n_splits)]  # per feature
     if tabular_train and mean is not None:
         stats[0]["mean"], stats[0]["std"] = mean, np.sqrt(m2 / count)
