@@ -138,3 +138,15 @@ def test_auto_streams_only_when_the_data_would_not_fit(files, monkeypatch):
     monkeypatch.setattr(stream, "available_memory", lambda: 1000)
     assert isinstance(aekit.load_dataset(files["float"]).train, NpyRows)
     assert not isinstance(aekit.load_dataset(files["float"], storage="memory").train, NpyRows)
+
+
+def test_cli_commands_on_a_streamed_run(files, tmp_path, capsys):
+    from aekit.cli import main
+
+    out = tmp_path / "r"
+    args = ["--model", "ae", "--data", str(files["float"]), "--storage", "stream", "--epochs", "1", "--hidden", "16"]
+    assert main(["train", *args, "--latent-dim", "2", "--no-progress", "--no-report", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--split", "all", "--pca-baseline", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 1797 and metrics["mse"] > 0 and "pca_mse" in metrics

@@ -223,11 +223,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_memory(x: Any) -> torch.Tensor:
+    """A split as a tensor: a streamed one (--storage stream) is read whole, for analyses that need it."""
+    return x if isinstance(x, torch.Tensor) else x[:]
+
+
 def _split_data(run: Any, args: argparse.Namespace, dataset: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The requested split of the run's (or --data) data set, normalised as in training."""
     dataset = dataset or run.load_data(args.data)
     if args.split == "all":
-        xs = [dataset.train, dataset.valid, dataset.test]
+        xs = [_in_memory(x) for x in (dataset.train, dataset.valid, dataset.test)]
         ys = [dataset.train_labels, dataset.valid_labels, dataset.test_labels]
         labels = torch.cat(ys) if all(y is not None for y in ys) else None
         return torch.cat(xs), labels
@@ -255,7 +260,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.pca_baseline:
         from aekit.analysis import pca_baseline
 
-        metrics.update(pca_baseline(dataset.train, x, run.model.latent_dim))
+        metrics.update(pca_baseline(_in_memory(dataset.train), _in_memory(x), run.model.latent_dim))
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -337,7 +342,7 @@ def cmd_pca_check(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     dataset = run.load_data(args.data)
     x, _ = _split_data(run, args, dataset)
-    result = pca_check(run.model, dataset.train, x)
+    result = pca_check(run.model, _in_memory(dataset.train), _in_memory(x))
     if args.json:
         print(json.dumps(result))
     else:
