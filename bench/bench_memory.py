@@ -31,7 +31,7 @@ size). The files are freshly written, so they are read from the page cache, not 
 When this aekit has no ``--storage`` option, part 2 says so and runs only the default (in-memory)
 loader on the smallest file.
 
-Usage: python bench/bench_memory.py [--stream-gib 0.5,1.0,2.2] [--subset 5000] [--compare-rounds 2]
+Usage: python bench/bench_memory.py [--stream-gib 0.5,1.0,2.2] [--subset 5000] [--compare-rounds 4]
                                     [--normalize none] [--skip-models] [--skip-stream] [--json PATH]
 """
 
@@ -269,7 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stream-gib", type=float_list, default=[0.5, 1.0, 2.2], help="sizes of the .npy files")
     parser.add_argument("--subset", type=int, default=5000, help="MNIST images for conv ae and vq-vae (0: all)")
-    parser.add_argument("--compare-rounds", type=int, default=2, help="memory/stream pairs on the smallest file")
+    parser.add_argument("--compare-rounds", type=int, default=4, help="memory/stream pairs on the smallest file")
     parser.add_argument("--flips", type=int, default=8, help="pixels flipped per row in the streamed files")
     parser.add_argument("--normalize", default="none", help="--normalize of the streamed runs (none: stay in [0, 1])")
     parser.add_argument("--skip-models", action="store_true", help="skip part 1")
