@@ -146,12 +146,14 @@ def _samples(arr: np.ndarray, source: str) -> tuple[np.ndarray, str]:
     )
 
 
-def _to_float32(arr: np.ndarray, kind: str, source: str) -> np.ndarray:
-    """Copy into memory as float32; uint8 images are scaled from [0, 255] to [0, 1]."""
+def _to_float32(arr: np.ndarray, kind: str, source: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Copy into memory as float32; uint8 images are scaled from [0, 255] to [0, 1].
+
+    ``rows``: the file's sample number of each row of ``arr``, for error messages."""
     x = np.ascontiguousarray(arr, dtype=np.float32)
     if kind == "image" and arr.dtype == np.uint8:
         x /= 255.0
-    check_finite(x, source)
+    check_finite(x, source, None if rows is None else _sample_at(rows))
     return x
 
 
@@ -186,21 +188,54 @@ def split_arrays(
 
 
 def load_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:
-    """Load one array from a .npy file (memory-mapped, then copied as float32) and split it."""
+    """Load one array from a .npy file, split, each split read once as float32.
+
+    The rows go straight from the file into their split (``pread`` in windows, no memory map), so
+    the process holds the data once, not the file's pages and a copy besides."""
+    from aekit.data import stream
+
     source = f"'{path}'"
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
             raise DataError(f"{source} is not a NumPy .npy file (it lacks the .npy header). Save it with numpy.save.")
     try:
+        layout = stream.read_layout(path)
+    except DataError as e:
+        if "Fortran" not in str(e):
+            raise
+        return _load_npy_mapped(path, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction)
+    reader = stream.open_reader(layout)
+    parts = split_indices(layout.shape[0], seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
+                          source=source)  # fmt: skip
+    xs = []
+    for rows in parts:
+        x = np.empty((len(rows), *layout.sample_shape), np.float32)
+        step = max(1, stream.WINDOW_BYTES // (4 * math.prod(layout.sample_shape)))
+        for i in range(0, len(rows), step):
+            x[i : i + step] = reader.rows(rows[i : i + step])
+        check_finite(x, source, _sample_at(rows))
+        xs.append(torch.from_numpy(x))
+    reader.close()
+    return Dataset(path.stem, layout.kind, *xs)
+
+
+def _sample_at(rows: np.ndarray) -> Callable[[tuple[int, ...]], str]:
+    """Name a position of a split by the file's sample number, for error messages."""
+    return lambda at: f"sample {rows[at[0]]}" + (f", position {at[1:]}" if at[1:] else "")
+
+
+def _load_npy_mapped(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:
+    """The fallback for arrays whose rows are not contiguous (Fortran order): a memory map, split."""
+    source = f"'{path}'"
+    try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"Could not read {source}: {e}. Save the array again with numpy.save.") from e
     view, kind = _samples(arr, source)
-    x = _to_float32(view, kind, source)
-    return split_arrays(
-        path.stem, kind, x, None, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
-        source=source,
-    )  # fmt: skip
+    parts = split_indices(len(view), seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
+                          source=source)  # fmt: skip
+    xs = [torch.from_numpy(_to_float32(view[idx], kind, source, rows=idx)) for idx in parts]
+    return Dataset(path.stem, kind, *xs)
 
 
 def load_npz(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:

@@ -277,6 +277,11 @@ class NpyRows:
         return positions[positions < len(self.rows)]
 
 
+def open_reader(layout: NpyLayout) -> _Reader:
+    """A reader of the rows of the file ``layout`` describes."""
+    return _Reader(layout)
+
+
 # --- opening a file --------------------------------------------------------------------------
 
 
@@ -341,7 +346,7 @@ def open_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: flo
     split_of_row = np.empty(layout.shape[0], np.int8)
     for s, rows in enumerate(parts):
         split_of_row[rows] = s
-    reader = _Reader(layout)
+    reader = open_reader(layout)
     stats = scan(layout, reader, split_of_row, layout.kind == "tabular")
     splits = [NpyRows(reader, rows.astype(np.int64), st) for rows, st in zip(parts, stats, strict=True)]
     return Dataset(path.stem, layout.kind, *splits)
