@@ -169,7 +169,7 @@ class NpyRows:
         self,
         reader: _Reader,
         rows: np.ndarray,
-        stats: dict[str, float],
+        stats: dict[str, np.ndarray],
         normalization: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self.reader, self.rows, self.stats, self.normalization = reader, rows, stats, normalization
