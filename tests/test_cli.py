@@ -97,3 +97,17 @@ def test_bad_input_is_a_clear_error(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_every_option_is_described_in_help(capsys):
+    from dataclasses import fields
+
+    from aekit.config import SECTIONS, field_help
+
+    for cls in SECTIONS.values():
+        helps = field_help(cls)
+        assert {f.name for f in fields(cls)} == {k for k, v in helps.items() if v}, cls.__name__
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--storage" in out and "stream a .npy" in out and "passes over the training split" in out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.config import PRESET_FALLBACKS, PRESETS, SECTIONS, field_type, load_yaml
+from aekit.config import PRESET_FALLBACKS, PRESETS, SECTIONS, field_help, field_type, load_yaml
 from aekit.errors import AekitError, ConfigError, check_choice, suggest
 
 # --- argument parsing ----------------------------------------------------------------------------
@@ -44,6 +44,7 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     YAML file's values are only overridden by flags actually given."""
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(f"{section} options")
+        helps = field_help(cls)
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
             hint = field_type(cls, f.name)
@@ -51,13 +52,15 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
             if default is None and f.name in PRESET_FALLBACKS:
                 default = f"set by --model, else {PRESET_FALLBACKS[f.name]}"
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            text = helps.get(f.name, "")
+            if f.name == "model":
+                text = f"one of {', '.join(PRESETS)}; {text}"
+            text = f"{text}; default: {shown}" if text else f"default: {shown}"
+            text = text.replace("%", "%%")  # argparse formats help strings with %
             if hint is bool:
-                group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+                group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
             else:
-                extra = f"one of {', '.join(PRESETS)}; " if f.name == "model" else ""
-                group.add_argument(
-                    flag, dest=f.name, default=None, metavar=f.name.upper(), help=f"{extra}default: {shown}"
-                )
+                group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:

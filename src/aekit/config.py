@@ -8,7 +8,9 @@ suggestion. Nothing mutates a config after it is built; ``replace`` makes a chan
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -90,10 +92,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 class ModelConfig:
     """What the network is: a preset (``model``) plus the parts it is built from."""
 
-    model: str = "vae"  # preset, see PRESETS; fields left at None take the preset's value
+    model: str = "vae"  # the preset: options "set by --model" take its values unless given
     arch: str = "mlp"  # mlp | conv
-    hidden: tuple[int, ...] | None = None  # MLP layer widths, or conv channels per stride-2 stage [400; conv 32,64]
-    latent_dim: int = 20
+    hidden: tuple[int, ...] | None = None  # MLP layer widths, or conv channels per stride-2 stage (conv: 32,64) [400]
+    latent_dim: int = 20  # size of the code
     latent: str | None = None  # deterministic (a code h) | gaussian (mean and log-variance)
     activation: str | None = None  # of the hidden layers [relu]
     code_activation: str | None = None  # of a deterministic code, e.g. sigmoid for a shallow AE [none]
@@ -114,12 +116,12 @@ class ModelConfig:
     res_blocks: int = 2  # VQ-VAE: residual blocks at the lowest resolution (channels: hidden[-1])
     downsample: int = 2  # VQ-VAE: stride-2 stages (28x28 -> 7x7 code maps with 2)
     use_ema: bool = False  # VQ-VAE: codebook updated by exponential moving averages, not by a loss
-    ema_decay: float = 0.99
+    ema_decay: float = 0.99  # VQ-VAE: decay of the codebook's moving averages (use_ema only)
     restart_after: int = 100  # VQ-VAE: steps after which an unused code is re-seeded from encoder outputs
     infer_steps: int = 10  # latent EBM: gradient steps of the inference z^ = argmin_z E(y, z) + D(z, z~)
     step_size: float = 0.1  # latent EBM: step size of those gradient steps
     reg: str = "l2"  # latent EBM: R(z) = reg_weight * ||z||_1 (l1) or ||z||^2 (l2)
-    reg_weight: float = 1e-3
+    reg_weight: float = 1e-3  # latent EBM: weight of R(z)
     d_weight: float = 0.3  # latent EBM: D(z, z~) = d_weight * ||z - z~||^2, the pull towards the encoder's guess
     use_encoder: bool = True  # latent EBM: without an encoder, inference starts at `init`
     init: str = "auto"  # latent EBM: encoder | zero | random (auto: encoder when there is one, else zero)
@@ -216,7 +218,7 @@ class DataConfig:
 
     data: str = "digits"  # digits | mnist | dsprites(-small) | a path (.npy, .npz, .csv, image or IDX folder)
     valid_fraction: float = 0.1  # for sources without a fixed split
-    test_fraction: float = 0.1
+    test_fraction: float = 0.1  # for sources without a fixed split
     split_seed: int = 0  # the split is fixed by this seed, independent of the training seed
     normalize: str = "auto"  # auto: standardise tabular data (train statistics), leave images as they are
     label_column: str | None = None  # CSV column holding class labels (name or index)
@@ -248,23 +250,23 @@ class DataConfig:
 class TrainConfig:
     """How the model is trained."""
 
-    epochs: int = 50
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
+    epochs: int = 50  # passes over the training split
+    batch_size: int = 128  # samples per optimiser step
+    lr: float = 1e-3  # Adam's learning rate
+    weight_decay: float = 0.0  # L2 penalty on the weights (Adam's weight_decay)
+    adam_beta1: float = 0.9  # Adam's decay of the gradient's mean
+    adam_beta2: float = 0.999  # Adam's decay of the gradient's square
+    adam_eps: float = 1e-8  # Adam's epsilon
     adam_impl: str = "fused"  # fused (one kernel per step; fastest in bench/) | foreach (per op over all params) | loop
     # fp32 | bf16: matrix products and convolutions in bfloat16 under autocast, weights and losses in
-    # float32 (CPUs with AVX512-BF16 or AMX, and CUDA) | fp16: CUDA only, with dynamic loss scaling.
+    # float32 (CPUs with AVX512-BF16 or AMX, and CUDA) | fp16: CUDA only, with dynamic loss scaling
     precision: str = "fp32"
     # auto: channels_last for models with 2-D convolutions (oneDNN's preferred layout: ~1.25x on CPU,
     # bench/) | channels_last | contiguous
     memory_format: str = "auto"
     lr_schedule: str = "constant"  # constant | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al.)
     kl_warmup: int = 0  # steps over which the KL weight rises linearly from 0 to beta
-    seed: int = 0
+    seed: int = 0  # seed of the initial weights, the batch order and every random draw in training
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
     device: str = "auto"  # auto: cuda when present, else cpu
     progress: bool = True  # show a progress bar
@@ -409,6 +411,31 @@ def save_yaml(config: RunConfig) -> str:
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         raise ConfigError(f"{name} must be > 0, got {value}.")
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's comment (beside it, or on the lines just above it): the text of its --help.
+
+    The comments in the dataclasses are the one place where an option is described."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):  # no source (e.g. a frozen build): flags keep their defaults only
+        return {}
+    names = {f.name for f in fields(cls)}
+    helps: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines:
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("#").strip())
+            continue
+        match = re.match(r"(\w+)\s*:", text)
+        if match and match.group(1) in names:
+            beside = line.split("  # ", 1)[1].strip() if "  # " in line else ""
+            # A trailing "[fallback]" is for readers of the source; --help shows the default itself.
+            helps[match.group(1)] = re.sub(r"\s*\[[^\]]*\]$", "", " ".join([*above, beside]).strip())
+        above = []
+    return helps
 
 
 def field_type(cls: type, name: str) -> Any:
