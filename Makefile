@@ -31,7 +31,7 @@ format: setup
 test: lint
 	$(BIN)/python -m pytest -q -n 2
 
-# The performance benchmark (docs/performance.md; about 20 minutes on 2 cores): training throughput of
+# The performance benchmark (docs/performance.md; about 12 minutes on 2 cores): training throughput of
 # the MLP VAE, conv AE and VQ-VAE against minimal hand-written loops and the matmul limit, evaluation
 # throughput, epoch time against data size and width, and peak memory, in memory and streamed.
 BENCH_OUT ?= bench/results
