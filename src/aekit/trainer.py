@@ -133,7 +133,7 @@ class Trainer:
             raise DataError("A conditional model needs labels for its training data; this data set has none.")
         # A streamed split (aekit.data.NpyRows, data larger than memory) stays in its file.
         streamed = not isinstance(train, torch.Tensor)
-        x_train = train if streamed else self._layout(train.to(self.device, torch.float32))
+        x_train = train if streamed else train.to(self.device, torch.float32)
         y_train = train_labels.to(self.device) if conditional else None
         x_valid = None
         if valid is not None and len(valid):
@@ -214,7 +214,8 @@ class Trainer:
         perm = torch.randperm(len(x), generator=self.shuffle).to(self.device)
         for i in range(0, len(x), bs):
             idx = perm[i : i + bs]
-            yield x[idx], None if y is None else y[idx]
+            # Per batch, not the whole split: a channels-last copy of a colour data set would double it.
+            yield self._layout(x[idx]), None if y is None else y[idx]
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the model's memory format (channels last for conv models on the fast path)."""
