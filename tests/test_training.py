@@ -165,3 +165,17 @@ def test_conv_models_train_channels_last_by_default():
     plain = aekit.Trainer(twin, aekit.TrainConfig(progress=False, memory_format="contiguous"))
     assert all(p.is_contiguous() for p in twin.parameters())
     assert plain.evaluate_terms(x)["loss"] == pytest.approx(trainer.evaluate_terms(x)["loss"], rel=1e-4)
+
+
+def test_a_loss_scaler_state_is_saved_and_restored():
+    model = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(8,), latent_dim=2, likelihood="gaussian"), (4,))
+    trainer = aekit.Trainer(model, aekit.TrainConfig(progress=False))
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)  # as --precision fp16 makes on CUDA
+    trainer.scaler.scale(torch.ones(()))  # the scale is created lazily, by the first scaled loss
+    trainer.scaler.update(512.0)
+    tensors, meta = trainer.state_tensors()
+    assert json.loads(json.dumps(meta))["scaler"]["scale"] == 512.0  # JSON-safe, as the checkpoint stores it
+    again = aekit.Trainer(model, aekit.TrainConfig(progress=False))
+    again.scaler = torch.amp.GradScaler("cpu")
+    again.load_state_tensors(tensors, meta)
+    assert again.scaler.get_scale() == 512.0

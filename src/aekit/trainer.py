@@ -286,7 +286,10 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         state = asdict(self.state)
         state["best_valid"] = None if math.isinf(state["best_valid"]) else state["best_valid"]
-        return tensors, {"trainer": state, "optimizer": optim_meta}
+        meta = {"trainer": state, "optimizer": optim_meta}
+        if self.scaler is not None:  # float16: the loss scale it has found, so a resumed run keeps it
+            meta["scaler"] = self.scaler.state_dict()
+        return tensors, meta
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -296,6 +299,8 @@ class Trainer:
         self.shuffle.set_state(tensors["rng.shuffle"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.scaler is not None and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
         state = dict(meta["trainer"])
         state["best_valid"] = math.inf if state["best_valid"] is None else state["best_valid"]
         self.state = TrainState(**state)
