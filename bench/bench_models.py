@@ -17,12 +17,13 @@ vq    aekit ``--model vq-vae`` with its defaults (bernoulli): 4x4 stride-2 convs
       CPU. The contenders: the minimal loop (same layers, same loss, same initial weights copied from
       aekit's model, plain ``torch.optim.Adam`` as a user would write it); aekit's ``Trainer`` (its
       defaults: fused Adam, channels-last convolutions); the same with ``precision="bf16"`` (bfloat16
-      convolutions, the fast option); and ``aekit train`` in a subprocess, on the same subset saved as a
-      pre-split .npz with empty valid and test splits, reading ``samples_per_s`` of its summary.json
-      (the training epoch alone: no process start-up, data loading or evaluation, but the process's
-      first, cold epoch, whereas the in-process contenders get a warm-up epoch first, printed for
-      comparison). The minimal and aekit models are checked to have equal parameter counts and equal
-      losses on a batch with the same weights.
+      convolutions, the fast option); with ``compile=True`` (torch.compile, compiled in the warm-up
+      epoch); and ``aekit train`` in a subprocess, on the same subset saved as a pre-split .npz with
+      empty valid and test splits, reading ``samples_per_s`` of its summary.json (the training epoch
+      alone: no process start-up, data loading or evaluation, but the process's first, cold epoch,
+      whereas the in-process contenders get a warm-up epoch first, printed for comparison). The minimal
+      and aekit models are checked to have equal parameter counts and equal losses on a batch with the
+      same weights.
 
 eval  The MLP VAE of bench_train.py (784-400-20, ReLU, bernoulli), trained for one epoch by
       ``aekit.train``. The negative ELBO of the MNIST test set (10,000 images, batch 1024, one
@@ -174,6 +175,9 @@ def training_part(
     torch.manual_seed(0)
     fast = aekit.TrainConfig(batch_size=BATCH, lr=LR, progress=False, device="cpu", precision="bf16")
     bf16 = aekit.Trainer(aekit.build_model(config, SHAPE), fast)  # the fast option: bfloat16 convolutions
+    torch.manual_seed(0)
+    compile_config = dataclasses.replace(fast, precision="fp32", compile=True)  # torch.compile, float32
+    compiled = aekit.Trainer(aekit.build_model(config, SHAPE), compile_config)
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / f"{label}-subset.npz"
         empty = np.zeros((0, *SHAPE), np.float32)
@@ -182,10 +186,11 @@ def training_part(
             "minimal loop": lambda: minimal_epoch(minimal, opt, x),
             "aekit API": lambda: aekit_epoch(trainer, x),
             "aekit bf16": lambda: aekit_epoch(bf16, x),
+            "aekit compile": lambda: aekit_epoch(compiled, x),
             "aekit CLI": lambda: cli_epoch(npz, cli_flags),
         }
         # First epochs, not counted.
-        warm = {name: contenders[name]() for name in ("minimal loop", "aekit API", "aekit bf16")}
+        warm = {name: contenders[name]() for name in ("minimal loop", "aekit API", "aekit bf16", "aekit compile")}
         print(f"  {label} warm-up (not counted): " + ", ".join(f"{n} {v:,.0f}" for n, v in warm.items()))
         results = interleave(contenders, rounds, label)
     title = (f"{label}: MNIST train subset of {len(x):,} samples per timed epoch, batch {BATCH}, Adam {LR}, cpu, "

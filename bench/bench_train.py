@@ -8,7 +8,8 @@ median over rounds of each round's ratio, which cancels drift that moves a whole
 limit: the time of the step's matrix products alone, at the same shapes, measured in the same run.
 
 Contenders: aekit's default (fused Adam, float32), with foreach Adam, with ``precision="bf16"``
-(bfloat16 matrix products under autocast; float16 with loss scaling too on CUDA), and the CLI.
+(bfloat16 matrix products under autocast; float16 with loss scaling too on CUDA), with
+``compile=True`` (torch.compile of the forward pass), and the CLI.
 
 Usage: python bench/bench_train.py [--rounds 5] [--data mnist|digits] [--device cpu|cuda]
 """
@@ -144,11 +145,13 @@ def main() -> None:
     default = aekit_trainer(images, args.device)  # the default: fused Adam
     foreach = aekit_trainer(images, args.device, adam_impl="foreach")
     bf16 = aekit_trainer(images, args.device, precision="bf16")  # the fast option: bfloat16 matrix products
+    compiled = aekit_trainer(images, args.device, compile=True)  # torch.compile; compiled in the warm-up round
     contenders = {
         "minimal loop": lambda: minimal_epoch(state, x),
         "aekit API": lambda: aekit_epoch(default, images),
         "aekit foreach Adam": lambda: aekit_epoch(foreach, images),
         "aekit bf16": lambda: aekit_epoch(bf16, images),
+        "aekit compile": lambda: aekit_epoch(compiled, images),
         "aekit CLI": lambda: cli_epoch(args.data, args.device),
         "matmul limit": lambda: matmul_limit(x.shape[1], args.device),
     }

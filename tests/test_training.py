@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -179,3 +180,19 @@ def test_a_loss_scaler_state_is_saved_and_restored():
     again.scaler = torch.amp.GradScaler("cpu")
     again.load_state_tensors(tensors, meta)
     assert again.scaler.get_scale() == 512.0
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile needs a C++ compiler")
+def test_compiled_training_matches_eager():
+    x = aekit.load_dataset("digits").train[:512]
+    losses = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = aekit.build_model(aekit.ModelConfig(model="vae", hidden=(32,), latent_dim=4, likelihood="bernoulli"),
+                                  (1, 8, 8))  # fmt: skip
+        trainer = aekit.Trainer(model, aekit.TrainConfig(epochs=5, compile=compiled, progress=False))
+        trainer.fit(x)
+        losses[compiled] = trainer.evaluate_terms(x)["loss"]
+    assert losses[True] == pytest.approx(losses[False], rel=0.01)
+    with pytest.raises(aekit.ConfigError, match="--compile cannot train this model"):
+        aekit.RunConfig().replace(model="cae", compile=True).validate()

@@ -105,6 +105,8 @@ class Trainer:
             fused=config.adam_impl == "fused" or None,
         )
         self.autocast, self.scaler = _mixed_precision(config.precision, self.device)
+        # The training step's forward pass, compiled on request; evaluation stays eager (no second compile).
+        self.loss_terms = torch.compile(model.loss_terms) if config.compile else model.loss_terms
         self.batch_transform = batch_transform  # e.g. dynamic binarisation: a new draw per batch
         self.callbacks = list(callbacks or [])
         self.log_every = log_every
@@ -160,7 +162,7 @@ class Trainer:
                     if self.batch_transform is not None:
                         xb = self.batch_transform(xb)
                     with self.autocast():
-                        terms = model.loss_terms(xb, yb) if conditional else model.loss_terms(xb)
+                        terms = self.loss_terms(xb, yb) if conditional else self.loss_terms(xb)
                     loss = self.objective(terms)
                     self.optimizer.zero_grad(set_to_none=True)
                     if self.scaler is None:
