@@ -6,7 +6,10 @@ stops early, and saves a resumable checkpoint after every epoch.
 
 Fast path (DESIGN.md): the training set lives as one tensor on the device and a batch is an index
 slice of it; metrics accumulate on the device and are read (a host sync) only every
-``log_every`` steps and at the end of an epoch.
+``log_every`` steps and at the end of an epoch. Data larger than memory comes as a streamed split
+(:class:`aekit.data.NpyRows`) whose batches are read from its file while the model trains. Options
+that trade generality for speed (docs/performance.md): fused Adam and channels-last conv models by
+default; bfloat16 / float16 autocast and torch.compile on request.
 """
 
 from __future__ import annotations
