@@ -146,7 +146,8 @@ def test_cli_commands_on_a_streamed_run(files, tmp_path, capsys):
     out = tmp_path / "r"
     args = ["--model", "ae", "--data", str(files["float"]), "--storage", "stream", "--epochs", "1", "--hidden", "16"]
     assert main(["train", *args, "--latent-dim", "2", "--no-progress", "--no-report", "--out", str(out)]) == 0
-    capsys.readouterr()
+    assert "streamed from its file" in capsys.readouterr().out
+    assert json.loads((out / "data.json").read_text())["storage"] == "stream"
     assert main(["eval", str(out), "--split", "all", "--pca-baseline", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == 1797 and metrics["mse"] > 0 and "pca_mse" in metrics

@@ -220,6 +220,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({summary['samples_per_s']:.0f} samples/s); best epoch {summary['best_epoch']}.")  # fmt: skip
     if shown:
         print(f"Test: {shown}")
+    if run.data_info.get("storage") == "stream":
+        print("Data: streamed from its file in blocks (--storage stream), never loaded whole.")
     print(f"Run directory: {run.path}")
     if (run.path / REPORT).is_file():
         print(f"Report: {run.path / REPORT}")

@@ -193,6 +193,7 @@ def train(
         "normalization": dataset.normalization,
         "has_labels": dataset.train_labels is not None,
         "sizes": {s: len(getattr(dataset, s)) for s in ("train", "valid", "test")},
+        "storage": "stream" if isinstance(dataset.train, NpyRows) else "memory",
     }
     atomic_write_text(path / CONFIG, save_yaml(config))
     atomic_write_text(path / DATA_INFO, json.dumps(info, indent=2))
