@@ -204,7 +204,7 @@ def load_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: flo
         if "Fortran" not in str(e):
             raise
         return _load_npy_mapped(path, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction)
-    reader = stream.open_reader(layout)
+    reader = stream.RowReader(layout)
     parts = split_indices(layout.shape[0], seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
                           source=source)  # fmt: skip
     xs = []

@@ -95,7 +95,7 @@ def read_layout(path: Path) -> NpyLayout:
     return NpyLayout(path, offset, dtype, tuple(shape), tuple(view.shape[1:]), kind, channels_last)
 
 
-class _Reader:
+class RowReader:
     """Reads rows of a file by position, from any thread (``pread`` has no shared file offset)."""
 
     def __init__(self, layout: NpyLayout):
@@ -167,7 +167,7 @@ class NpyRows:
 
     def __init__(
         self,
-        reader: _Reader,
+        reader: RowReader,
         rows: np.ndarray,
         stats: dict[str, np.ndarray],
         normalization: tuple[np.ndarray, np.ndarray] | None = None,
@@ -228,12 +228,6 @@ class NpyRows:
     def normalized(self, mean: np.ndarray, std: np.ndarray) -> NpyRows:
         return NpyRows(self.reader, self.rows, self.stats, (mean.astype(np.float32), std.astype(np.float32)))
 
-    def chunks(self, size: int | None = None) -> Iterator[torch.Tensor]:
-        """The split in order, ``size`` samples at a time (default: one window)."""
-        size = size or self.window_rows
-        for i in range(0, len(self.rows), size):
-            yield self.take(self.rows[i : i + size])
-
     # --- training batches ------------------------------------------------------------------------
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -277,15 +271,10 @@ class NpyRows:
         return positions[positions < len(self.rows)]
 
 
-def open_reader(layout: NpyLayout) -> _Reader:
-    """A reader of the rows of the file ``layout`` describes."""
-    return _Reader(layout)
-
-
 # --- opening a file --------------------------------------------------------------------------
 
 
-def scan(layout: NpyLayout, reader: _Reader, split_of_row: np.ndarray, tabular_train: bool) -> list[dict]:
+def scan(layout: NpyLayout, reader: RowReader, split_of_row: np.ndarray, tabular_train: bool) -> list[dict]:
     """One pass over the file: check every value is finite; per split min and max; for tabular
     data the training split's per-feature mean and std (merged chunk by chunk, Chan et al.)."""
     n_splits, width = 3, math.prod(layout.sample_shape)
@@ -346,7 +335,7 @@ def open_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: flo
     split_of_row = np.empty(layout.shape[0], np.int8)
     for s, rows in enumerate(parts):
         split_of_row[rows] = s
-    reader = open_reader(layout)
+    reader = RowReader(layout)
     stats = scan(layout, reader, split_of_row, layout.kind == "tabular")
     splits = [NpyRows(reader, rows.astype(np.int64), st) for rows, st in zip(parts, stats, strict=True)]
     return Dataset(path.stem, layout.kind, *splits)
