@@ -33,7 +33,7 @@ eval  The MLP VAE of bench_train.py (784-400-20, ReLU, bernoulli), trained for o
       start-up, imports and data loading included; the start-up of a process that only loads the run
       and its data is printed beside it). The importance-weighted bound on ``--iw-images`` test
       images with K = 100 and 1000: a minimal loop (logsumexp over K, about 8192 decoder outputs per
-      pass as in aekit) against ``aekit.evaluate.iw_nll``, also with its periodic ``malloc_trim``
+      pass as in aekit) against ``aekit.evaluation.bounds.iw_nll``, also with its periodic ``malloc_trim``
       switched off. The values of minimal and aekit code are printed side by side; the IW loops draw
       the same noise (a generator seeded 0, the same shapes in the same order), so they agree to
       rounding, while the -ELBO's single draw comes from different generators.
@@ -66,8 +66,8 @@ from torch import nn
 
 import aekit
 
-# The module, not the function aekit.evaluate that the package exports under the same name.
-evaluate_module = importlib.import_module("aekit.evaluate")
+# The module of the bound, whose release_freed_memory the "malloc_trim off" contender replaces.
+evaluate_module = importlib.import_module("aekit.evaluation.bounds")
 
 BATCH, LR, LATENT, EVAL_BATCH, MAX_DECODED = 128, 1e-3, 20, 1024, 8192
 ELBO_PASSES = 5  # passes over the test set per timing of the in-process -ELBO contenders: ~0.1 s each is too short
@@ -233,7 +233,7 @@ class MinimalConvAE(nn.Module):
 
 
 def conv_part(train: torch.Tensor, channels: tuple[int, ...], rounds: int) -> dict:
-    config = aekit.ModelConfig(model="ae", arch="conv", hidden=channels, latent_dim=LATENT, likelihood="bernoulli")
+    config = aekit.model_config("ae", arch="conv", hidden=channels, latent_dim=LATENT, likelihood="bernoulli")
     flags = ["--model", "ae", "--arch", "conv", "--hidden", ",".join(map(str, channels)),
              "--latent-dim", str(LATENT), "--likelihood", "bernoulli"]  # fmt: skip
     result = training_part("conv AE", MinimalConvAE(channels), config, flags, train, rounds)
@@ -303,10 +303,10 @@ class MinimalVQVAE(nn.Module):
 
 
 def vq_part(train: torch.Tensor, rounds: int) -> dict:
-    config = aekit.ModelConfig(model="vq-vae", likelihood="bernoulli")
-    assert (config.hidden, config.num_codes, config.code_dim, config.res_blocks, config.downsample) == (
-        (128,), 512, 64, 2, 2), "aekit's VQ-VAE defaults changed; update MinimalVQVAE"  # fmt: skip
-    assert (config.beta, config.use_ema, config.restart_after) == (0.25, False, 100)
+    config = aekit.model_config("vq-vae", likelihood="bernoulli")
+    assert (config.channels, config.num_codes, config.code_dim, config.res_blocks, config.downsample) == (
+        128, 512, 64, 2, 2), "aekit's VQ-VAE defaults changed; update MinimalVQVAE"  # fmt: skip
+    assert (config.commitment_weight, config.use_ema, config.restart_after) == (0.25, False, 100)
     return training_part("VQ-VAE", MinimalVQVAE(), config, ["--model", "vq-vae", "--likelihood", "bernoulli"],
                          train, rounds)  # fmt: skip
 
@@ -394,7 +394,7 @@ def elbo_part(run: aekit.Run, minimal: MinimalVAE, test: torch.Tensor, rounds: i
     values: dict[str, list[float]] = {"minimal": [], "aekit API": [], "aekit CLI": []}
     startups: list[float] = []
     cli = [sys.executable, "-m", "aekit.cli", "eval", str(run.path), "--iw-samples", "0", "--json"]
-    load_only = [sys.executable, "-c", "import sys; from aekit.run import load_run; "
+    load_only = [sys.executable, "-c", "import sys; from aekit.runs import load_run; "
                  "load_run(sys.argv[1]).load_data().test", str(run.path)]  # fmt: skip
 
     def cli_eval() -> float:

@@ -64,7 +64,7 @@ def make_pool(train: torch.Tensor, n: int, flips: int, seed: int = 0) -> torch.T
 class Cell:
     def __init__(self, width: int, x: torch.Tensor, min_seconds: float):
         self.width, self.x = width, x
-        cfg = aekit.ModelConfig(model="vae", hidden=(width,), latent_dim=LATENT, likelihood="bernoulli")
+        cfg = aekit.model_config("vae", hidden=(width,), latent_dim=LATENT, likelihood="bernoulli")
         model = aekit.build_model(cfg, tuple(x.shape[1:]))
         self.trainer = aekit.Trainer(model, aekit.TrainConfig(batch_size=BATCH, lr=LR, progress=False, device="cpu"))
         warm = x[:WARMUP_SAMPLES]

@@ -74,7 +74,7 @@ def minimal_epoch(state: dict, x: torch.Tensor) -> float:
 
 
 def aekit_trainer(x: torch.Tensor, device: str, **train_options) -> aekit.Trainer:
-    cfg = aekit.ModelConfig(model="vae", hidden=(HIDDEN,), latent_dim=LATENT, likelihood="bernoulli")
+    cfg = aekit.model_config("vae", hidden=(HIDDEN,), latent_dim=LATENT, likelihood="bernoulli")
     model = aekit.build_model(cfg, tuple(x.shape[1:]))
     config = aekit.TrainConfig(batch_size=BATCH, lr=LR, progress=False, device=device, **train_options)
     return aekit.Trainer(model, config)

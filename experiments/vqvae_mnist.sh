@@ -7,7 +7,7 @@ EPOCHS=${1:-10}
 PRIOR_EPOCHS=${2:-10}
 OUT=${3:-runs/vq-mnist}
 AEKIT=${AEKIT:-.venv/bin/aekit}
-$AEKIT train --model vq-vae --data mnist --num-codes 64 --code-dim 32 --hidden 64 --epochs "$EPOCHS" \
+$AEKIT train --model vq-vae --data mnist --num-codes 64 --code-dim 32 --channels 64 --epochs "$EPOCHS" \
   --out "$OUT/vq-vae" --overwrite
 $AEKIT train --model vae --data mnist --epochs "$EPOCHS" --out "$OUT/vae" --overwrite
 $AEKIT train-prior "$OUT/vq-vae" --epochs "$PRIOR_EPOCHS" --overwrite

@@ -102,12 +102,50 @@ def test_bad_input_is_a_clear_error(argv, message, capsys):
 def test_every_option_is_described_in_help(capsys):
     from dataclasses import fields
 
-    from aekit.config import SECTIONS, field_help
+    from aekit.config import COMMON_SECTIONS, field_help
+    from aekit.registry import FAMILIES
 
-    for cls in SECTIONS.values():
+    classes = [*COMMON_SECTIONS.values(), *(family.config for _, family in FAMILIES.items())]
+    for cls in classes:
         helps = field_help(cls)
         assert {f.name for f in fields(cls)} == {k for k, v in helps.items() if v}, cls.__name__
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "--storage" in out and "stream a .npy" in out and "passes over the training split" in out
+
+
+@pytest.mark.parametrize(
+    ("model", "shown", "hidden"),
+    [
+        ("vae", ["--beta", "--free-bits", "--kl-warmup", "--latent-dim"], ["--num-codes", "--sparsity", "--reg"]),
+        ("vq-vae", ["--num-codes", "--commitment-weight", "--channels"], ["--beta", "--latent-dim", "--hidden"]),
+        ("dae", ["--noise", "--sparsity", "--contractive-weight"], ["--beta", "--num-codes", "--free-bits"]),
+        ("latent-ebm", ["--infer-steps", "--reg-weight"], ["--noise", "--beta", "--num-codes"]),
+    ],
+)
+def test_help_shows_the_options_of_the_named_model(model, shown, hidden, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", model, "--help"])
+    out = capsys.readouterr().out
+    for flag in shown:
+        assert f"{flag} " in out, flag
+    for flag in hidden:
+        assert f"{flag} " not in out, flag
+
+
+def test_options_of_another_family_name_their_models(capsys):
+    assert main(["train", "--model", "vae", "--num-codes", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "does not apply to the 'vae' model" in err and "vq-vae" in err
+    assert main(["train", "--model", "vq-vae", "--beta", "0.5"]) == 2
+    assert "'commitment_weight'" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import aekit
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"aekit {aekit.__version__}"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aekit.config import ModelConfig, RunConfig, from_dict, save_yaml
+from aekit.config import RunConfig, from_dict, model_config, save_yaml
 from aekit.errors import ConfigError
+from aekit.models import AutoencoderConfig, VAEConfig, VQVAEConfig
+from aekit.registry import preset_names
 
 
 def test_flat_and_grouped_keys_agree():
@@ -15,11 +17,37 @@ def test_flat_and_grouped_keys_agree():
     assert a.model.hidden == (400, 200) and a.train.epochs == 3
 
 
-def test_yaml_round_trip():
+@pytest.mark.parametrize("preset", preset_names())
+def test_yaml_round_trip(preset):
     import yaml
 
-    cfg = from_dict({"model": "ae", "beta": 2.5, "data": "mnist"})
-    assert from_dict(yaml.safe_load(save_yaml(cfg))) == cfg
+    cfg = from_dict({"model": preset, "data": "mnist", "epochs": 7})
+    saved = yaml.safe_load(save_yaml(cfg))
+    assert saved["format"] == 2 and saved["model"]["model"] == preset
+    assert from_dict(saved) == cfg
+
+
+def test_each_family_has_its_own_options():
+    vae, vq, dae = (from_dict({"model": m}).model for m in ("beta-vae", "vq-vae", "dae"))
+    assert isinstance(vae, VAEConfig) and vae.beta == 4.0 and vae.kl_warmup == 0
+    assert isinstance(vq, VQVAEConfig) and vq.commitment_weight == 0.25 and "beta" not in vq.field_names()
+    assert isinstance(dae, AutoencoderConfig) and dae.noise == "mask" and "beta" not in dae.field_names()
+    assert "num_codes" not in vae.field_names() and "sparsity" not in vae.field_names()
+    with pytest.raises(ConfigError, match="does not apply to the 'vae' model; it belongs to vq-vae"):
+        from_dict({"model": "vae", "num_codes": 16})
+    with pytest.raises(ConfigError, match="'commitment_weight' for the 'vq-vae' model"):
+        from_dict({"model": "vq-vae", "beta": 0.5})
+
+
+def test_switching_preset_follows_the_preset_and_keeps_hand_set_values():
+    dae = from_dict({"model": "dae", "latent_dim": 3, "hidden": (16,)})
+    ae = dae.replace(model="ae")
+    assert ae.model.noise == "none" and ae.model.noise_level == 0.0  # the dae preset's noise goes with it
+    assert ae.model.latent_dim == 3 and ae.model.hidden == (16,)  # values set by hand stay
+    vae = ae.replace(model="vae")
+    assert isinstance(vae.model, VAEConfig) and vae.model.latent == "gaussian" and vae.model.latent_dim == 3
+    assert from_dict({"model": "sparse-ae", "sparsity": "l2"}).model.sparsity == "l2"  # explicit wins
+    assert model_config("dae", noise_level=0.2).noise_level == 0.2
 
 
 def test_replace_does_not_mutate():
@@ -34,7 +62,10 @@ def test_replace_does_not_mutate():
         ({"beta": -1}, "beta must be"),
         ({"arch": "cnn"}, "Unknown arch 'cnn'"),
         ({"hidden": "400,x"}, "list of integers"),
-        ({"model": {"epochs": 3}}, "Unknown key 'epochs' in section 'model'"),
+        ({"model": {"epochs": 3}}, "Unknown key 'epochs' in section 'model': it belongs in section 'train'"),
+        ({"model": "vae", "kl_warmup": -1}, "kl_warmup must be >= 0"),
+        ({"model": "ae", "penalties": "nope=1"}, "Unknown penalty 'nope'"),
+        ({"model": "ae", "penalties": "sparsity=1"}, "has its own options"),
         ({"lr": 0}, "lr must be > 0"),
         ({"latent_dim": 2.5}, "expects an integer"),
         ({"patience": -1}, "patience must be >= 0"),
@@ -47,7 +78,7 @@ def test_bad_values(values, message):
 
 
 def test_conv_gets_conv_channels_by_default():
-    assert ModelConfig(arch="conv").hidden == (32, 64)
+    assert VAEConfig(arch="conv").hidden == (32, 64)
     assert RunConfig().replace(model="ae", arch="conv").model.hidden == (32, 64)
     assert RunConfig().replace(arch="conv", hidden=(16,)).model.hidden == (16,)
     assert RunConfig().replace(model="ae").model.hidden == (400,)

@@ -23,7 +23,7 @@ from aekit.data import (
     load_dataset,
 )
 from aekit.data import mnist as mnist_mod
-from aekit.data.files import split_indices
+from aekit.data.arrays import split_indices
 from aekit.errors import ConfigError, DataError
 
 # --- fixtures -------------------------------------------------------------------------------

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 import aekit
-from aekit import ConfigError, ModelConfig, build_model
-from aekit.analysis import denoise, pca_check
+from aekit import ConfigError, build_model, model_config
 from aekit.cli import main
-from aekit.corruption import Corruption, corrupt
-from aekit.penalties import jacobian_frobenius_sq
+from aekit.evaluation.denoising import denoise
+from aekit.evaluation.linear import pca_check
+from aekit.parts.corruption import Corruption, corrupt
+from aekit.parts.jacobian import jacobian_frobenius_sq
 
 QUIET = {"progress": False, "report": False}
 
@@ -44,7 +47,7 @@ def test_pca_check_refuses_a_nonlinear_model(tmp_path, capsys):
     run = aekit.train(model="ae", data="digits", hidden=(16,), latent_dim=4, epochs=1, out=tmp_path / "r", **QUIET)
     assert main(["pca-check", str(run.path)]) == 2
     err = capsys.readouterr().err
-    assert "not linear" in err and "activation is 'relu'" in err and "--model linear-ae" in err
+    assert "not linear" in err and "encoder is not linear" in err and "--model linear-ae" in err
 
 
 # --- denoising -----------------------------------------------------------------------------------
@@ -70,10 +73,18 @@ def test_dae_restores_masked_digits(tmp_path, capsys):
     _, _, metrics = denoise(run.model, x, "mask", 0.5)
     assert metrics["mse_restored"] * 2 <= metrics["mse_corrupted"], metrics
     grid = tmp_path / "grid.png"
-    argv = ["denoise", str(run.path), "--noise", "mask", "--level", "0.5", "--out", str(grid), "--json"]
+    argv = ["denoise", str(run.path), "--noise", "mask", "--noise-level", "0.5", "--out", str(grid), "--json"]
     assert main(argv) == 0
     assert grid.stat().st_size > 1000
     assert "mse_restored" in capsys.readouterr().out
+    # Without --noise, the run's own noise (the dae preset's: mask, 0.5) with the same seed.
+    assert main(["denoise", str(run.path), "--json"]) == 0
+    own = json.loads(capsys.readouterr().out)
+    assert (own["noise"], own["noise_level"]) == ("mask", 0.5) and own["mse_restored"] == metrics["mse_restored"]
+    assert main(["denoise", str(run.path), "--noise-level", "0.2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["noise_level"] == 0.2
+    assert main(["denoise", str(run.path), "--level", "0.5"]) == 2
+    assert "'--level' is now '--noise-level'" in capsys.readouterr().err
 
 
 # --- sparsity ------------------------------------------------------------------------------------
@@ -95,7 +106,7 @@ def test_l1_sparsity_shrinks_codes():
     x = torch.rand(256, 20)
     codes = {}
     for weight in (0.0, 0.2):
-        cfg = ModelConfig(model="sparse-ae", sparsity="l1", sparsity_weight=weight, hidden=(), latent_dim=30,
+        cfg = model_config(model="sparse-ae", sparsity="l1", sparsity_weight=weight, hidden=(), latent_dim=30,
                           likelihood="gaussian")  # fmt: skip
         torch.manual_seed(0)
         model = build_model(cfg, (20,))
@@ -111,13 +122,13 @@ def test_l1_sparsity_shrinks_codes():
 def test_jacobian_methods_agree():
     torch.manual_seed(0)
     sigmoid_layer = build_model(
-        ModelConfig(model="cae", hidden=(), code_activation="sigmoid", latent_dim=5, likelihood="bernoulli"), (12,)
+        model_config(model="cae", hidden=(), code_activation="sigmoid", latent_dim=5, likelihood="bernoulli"), (12,)
     )
     x = torch.rand(7, 12)
     closed = jacobian_frobenius_sq(sigmoid_layer, x, "closed_form")
     exact = jacobian_frobenius_sq(sigmoid_layer, x, "exact")
     torch.testing.assert_close(closed, exact, rtol=1e-5, atol=1e-6)
-    deep = build_model(ModelConfig(model="cae", hidden=(9,), latent_dim=4, likelihood="bernoulli"), (12,))
+    deep = build_model(model_config(model="cae", hidden=(9,), latent_dim=4, likelihood="bernoulli"), (12,))
     exact = jacobian_frobenius_sq(deep, x, "exact")
     jac = torch.func.vmap(torch.func.jacrev(lambda v: deep.encode(v[None])[0]))(x)  # (N, K, D)
     torch.testing.assert_close(exact, jac.square().sum((1, 2)))
@@ -126,7 +137,7 @@ def test_jacobian_methods_agree():
 
 
 def test_closed_form_refused_for_deep_encoder():
-    deep = build_model(ModelConfig(model="cae", hidden=(9,), latent_dim=4, likelihood="bernoulli"), (12,))
+    deep = build_model(model_config(model="cae", hidden=(9,), latent_dim=4, likelihood="bernoulli"), (12,))
     with pytest.raises(ConfigError, match="single sigmoid layer"):
         jacobian_frobenius_sq(deep, torch.rand(2, 12), "closed_form")
 
@@ -153,7 +164,8 @@ def test_cae_is_less_sensitive_than_ae(tmp_path):
         ({"model": "cae", "contractive_weight": -0.1}, "contractive_weight must be"),
         ({"model": "sparse-ae", "sparsity": "kl", "code_activation": "sigmoid", "sparsity_target": 1.2}, "rho"),
         ({"model": "sparse-ae", "sparsity": "kl", "sparsity_target": 0.05}, "--code-activation sigmoid"),
-        ({"model": "vae", "sparsity": "l1"}, "deterministic code"),
+        ({"model": "vae", "sparsity": "l1"}, "does not apply to the 'vae' model; it belongs to ae, linear-ae"),
+        ({"model": "ae", "latent": "gaussian"}, "deterministic code"),
         ({"model": "dae", "noise": "pepper"}, "Unknown noise 'pepper'"),
     ],
 )

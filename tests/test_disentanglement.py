@@ -12,8 +12,8 @@ import torch
 import aekit
 from aekit.data import DATASET_NAMES, load_dataset
 from aekit.data import dsprites as ds
-from aekit.disentanglement import betavae_score, disentanglement_report, mig, mig_from_codes
 from aekit.errors import ConfigError, DataError
+from aekit.evaluation.disentanglement import betavae_score, disentanglement_report, mig, mig_from_codes
 
 SIZES = np.array(ds.FACTOR_SIZES)
 
@@ -255,9 +255,11 @@ def test_report_refuses_a_run_not_trained_on_dsprites(tmp_path):
     with pytest.raises(ConfigError, match=r"trained on 'digits'.*--data dsprites-small"):
         disentanglement_report(run)
     odd = SimpleNamespace(
-        path="r", config=SimpleNamespace(data=SimpleNamespace(data="dsprites"), model=SimpleNamespace(latent="vq"))
+        path="r",
+        config=SimpleNamespace(data=SimpleNamespace(data="dsprites")),
+        model=SimpleNamespace(capabilities=aekit.Capabilities(discrete_codes=True), name="vq-vae"),
     )
-    with pytest.raises(ConfigError, match="'vq' latent"):
+    with pytest.raises(ConfigError, match="codes are quantised maps"):
         disentanglement_report(odd)
 
 

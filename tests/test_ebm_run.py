@@ -30,12 +30,14 @@ def test_eval_reports_the_free_energy(ebm_dir, capsys):
 
 def test_energy_command(ebm_dir, tmp_path, capsys):
     out = tmp_path / "e" / "energies.csv"
-    assert main(["energy", str(ebm_dir), "--beta", "100", "--out", str(out)]) == 0
+    assert main(["energy", str(ebm_dir), "--inverse-temperature", "100", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 200 and {"f_inf", "f_beta", "z_1"} <= set(rows[0])
     assert all(float(r["f_beta"]) >= float(r["f_inf"]) - 1e-3 for r in rows)  # a grid mean is >= the minimum
     for name in ("energy_landscape.png", "latent_energy.png", "decoder_curve.png"):
         assert (out.parent / name).stat().st_size > 1000
+    assert main(["energy", str(ebm_dir), "--beta", "100", "--out", str(out)]) == 2
+    assert "'--beta' is now '--inverse-temperature'" in capsys.readouterr().err
 
 
 def test_energy_errors(tmp_path, capsys):

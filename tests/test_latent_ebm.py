@@ -10,14 +10,15 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+import aekit
 from aekit.config import TrainConfig
 from aekit.data import load_dataset
 from aekit.data.ellipse import distance_to_ellipse, load_ellipse, true_curve
-from aekit.energy_plots import plot_decoder_curve, plot_energy_landscape, plot_latent_energy
 from aekit.errors import ConfigError, NotGenerativeError
-from aekit.latent_ebm import LatentEBM
-from aekit.likelihoods import Bernoulli
-from aekit.trainer import Trainer
+from aekit.figures.energy_plots import plot_decoder_curve, plot_energy_landscape, plot_latent_energy
+from aekit.models import LatentEBM
+from aekit.parts.likelihoods import Bernoulli
+from aekit.training import Trainer
 
 # The configuration that fits the ellipse: 1,040 Adam steps (80 epochs of 1,600 points), ~8 s on one core.
 # Over training seeds 0-5 it gave mean distances 0.024-0.060 to the true curve (seed 0: 0.034).
@@ -141,9 +142,12 @@ def test_public_interface_matches_the_autoencoder(ellipse):
     x = ellipse.test[:16]
     with torch.no_grad():
         z = model.encode(x)
-        assert z.shape == (16, 2) and torch.equal(model.posterior(x)["mean"], z)
+        assert z.shape == (16, 2) and torch.equal(model.encode(x), z)
         assert model.decode(z).shape == (16, 2) and model.reconstruct(x).shape == (16, 2)
-    assert (model.is_generative, model.num_classes, model.latent_dim, model.config) == (False, 0, 2, None)
+    assert model.capabilities == aekit.Capabilities(energy_based=True)
+    assert (model.num_classes, model.latent_dim, model.config) == (0, 2, None)
+    with pytest.raises(aekit.CapabilityError, match="point codes"):
+        model.posterior(x)
     with pytest.raises(NotGenerativeError, match="cannot generate samples"):
         model.sample(4)
     binary = LatentEBM((6,), 2, hidden=(16,), likelihood=Bernoulli())
@@ -254,13 +258,13 @@ def test_energy_plots_write_non_blank_pngs(trained, ellipse, tmp_path):
     paths = [
         plot_decoder_curve(trained, ellipse, tmp_path / "curve.png"),
         plot_energy_landscape(trained, tmp_path / "f_inf.png", grid=25, data=ellipse.test),
-        plot_energy_landscape(trained, tmp_path / "f_beta.png", beta=10.0, grid=25),
+        plot_energy_landscape(trained, tmp_path / "f_beta.png", inverse_temperature=10.0, grid=25),
         plot_latent_energy(trained, ellipse.test, tmp_path / "latent.png"),
     ]
     two_d = _fresh(latent_dim=2).eval()
     paths += [
         plot_latent_energy(two_d, ellipse.test[:3], tmp_path / "latent2.png"),
-        plot_energy_landscape(two_d, tmp_path / "f2.png", beta=1.0, grid=20, data=ellipse.test),
+        plot_energy_landscape(two_d, tmp_path / "f2.png", inverse_temperature=1.0, grid=20, data=ellipse.test),
     ]
     assert all(p.exists() and _non_blank(p) for p in paths)
     with pytest.raises(ConfigError, match="1-D latent"):

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import aekit
-from aekit import latent_tools as lt
-from aekit.errors import ConfigError, DataError, NotGenerativeError
+from aekit.analyses import latent_space as lt
+from aekit.errors import ConfigError, DataError
 
 TINY = {"data": "digits", "hidden": (32,), "progress": False, "report": False}
 
@@ -123,7 +123,7 @@ def test_2d_pictures_refuse_other_latent_sizes(vae3, tmp_path):
 
 
 def test_bubbles_need_a_posterior_variance(ae2, tmp_path):
-    with pytest.raises(NotGenerativeError, match="--model vae"):
+    with pytest.raises(aekit.CapabilityError, match="--model vae"):
         lt.plot_bubbles(ae2, tmp_path / "b.png")
 
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from aekit import ModelConfig, NotGenerativeError, build_model
-from aekit.likelihoods import Bernoulli, Gaussian
-from aekit.losses import gaussian_kl
+from aekit import NotGenerativeError, build_model, model_config
+from aekit.parts.latents import gaussian_kl
+from aekit.parts.likelihoods import Bernoulli, Gaussian
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 7, 13), (2, 5, 5)]
 
@@ -18,7 +18,7 @@ SHAPES = [(1, 8, 8), (1, 28, 28), (3, 7, 13), (2, 5, 5)]
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("model", ["ae", "vae"])
 def test_any_image_shape_round_trips(arch, shape, model):
-    cfg = ModelConfig(model=model, arch=arch, hidden=(8, 16), latent_dim=3, likelihood="bernoulli")
+    cfg = model_config(model=model, arch=arch, hidden=(8, 16), latent_dim=3, likelihood="bernoulli")
     net = build_model(cfg, shape)
     x = torch.rand(5, *shape)
     assert net.reconstruct(x).shape == x.shape
@@ -29,12 +29,12 @@ def test_any_image_shape_round_trips(arch, shape, model):
 
 
 def test_tabular_mlp_and_conv_refusal():
-    net = build_model(ModelConfig(model="vae", hidden=(16,), latent_dim=2, likelihood="gaussian"), (7,))
+    net = build_model(model_config(model="vae", hidden=(16,), latent_dim=2, likelihood="gaussian"), (7,))
     assert net.reconstruct(torch.randn(4, 7)).shape == (4, 7)
     from aekit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="image data"):
-        build_model(ModelConfig(arch="conv", hidden=(8,), likelihood="gaussian"), (7,))
+        build_model(model_config(arch="conv", hidden=(8,), likelihood="gaussian"), (7,))
 
 
 def test_gaussian_kl_matches_monte_carlo():
@@ -61,21 +61,21 @@ def test_likelihoods_match_torch_distributions():
 
 
 def test_learned_obs_std_is_a_parameter():
-    net = build_model(ModelConfig(likelihood="gaussian", learn_obs_std=True, obs_std=0.5), (4,))
+    net = build_model(model_config(likelihood="gaussian", learn_obs_std=True, obs_std=0.5), (4,))
     names = {n for n, _ in net.named_parameters()}
     assert "likelihood.log_std" in names
     assert math.isclose(float(net.likelihood.log_std.detach()[0]), math.log(0.5), rel_tol=1e-6)
 
 
 def test_plain_ae_cannot_sample():
-    net = build_model(ModelConfig(model="ae", likelihood="bernoulli"), (1, 8, 8))
+    net = build_model(model_config(model="ae", likelihood="bernoulli"), (1, 8, 8))
     with pytest.raises(NotGenerativeError, match="cannot generate"):
         net.sample(4)
-    vae = build_model(ModelConfig(model="vae", likelihood="bernoulli"), (1, 8, 8))
+    vae = build_model(model_config(model="vae", likelihood="bernoulli"), (1, 8, 8))
     s = vae.sample(4)
     assert s.shape == (4, 1, 8, 8) and float(s.detach().min()) >= 0 and float(s.detach().max()) <= 1
 
 
 def test_beta_weights_the_kl_term():
-    net = build_model(ModelConfig(model="vae", beta=4.0, likelihood="bernoulli"), (1, 8, 8))
+    net = build_model(model_config(model="vae", beta=4.0, likelihood="bernoulli"), (1, 8, 8))
     assert net.term_weights == {"recon": 1.0, "kl": 4.0}

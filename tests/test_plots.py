@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from aekit import plots
 from aekit.errors import DataError
-from aekit.report import format_value, write_report
+from aekit.figures import plots
+from aekit.figures.report import format_value, write_report
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.uniform(size=(20, 1, 8, 8)).astype(np.float32)
@@ -152,7 +152,7 @@ def test_no_pyplot_and_backend_untouched():
     # A fresh interpreter: the test session itself may have imported pyplot elsewhere.
     code = (
         "import sys, matplotlib; matplotlib.use('svg'); import numpy as np, tempfile, os; "
-        "from aekit import plots; "
+        "from aekit.figures import plots; "
         "plots.plot_image_grid(np.ones((1, 1, 4, 4)) * 0.5, os.path.join(tempfile.mkdtemp(), 'g.png')); "
         "assert 'matplotlib.pyplot' not in sys.modules; assert matplotlib.get_backend() == 'svg'"
     )

@@ -8,14 +8,20 @@ import pytest
 import torch
 
 import aekit
-from aekit.config import PRESETS, from_dict
+from aekit.config import from_dict
+from aekit.registry import family_of, preset_names
 
-TINY = {"latent_dim": 3, "hidden": (16,), "epochs": 2, "progress": False, "report": False}
+TINY = {"epochs": 2, "progress": False, "report": False}
+TINY_MODEL = {"vq-vae": {"channels": 16, "num_codes": 16, "code_dim": 4}}  # the others: a small MLP
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
+def tiny(preset: str) -> dict:
+    return {**TINY, **TINY_MODEL.get(family_of(preset).name, {"latent_dim": 3, "hidden": (16,)})}
+
+
+@pytest.mark.parametrize("preset", preset_names())
 def test_preset_trains_saves_and_reloads(preset, tmp_path):
-    run = aekit.train(model=preset, data="digits", out=tmp_path / preset, **TINY)
+    run = aekit.train(model=preset, data="digits", out=tmp_path / preset, **tiny(preset))
     x = run.load_data().test[:16]
     terms = run.model.loss_terms(x)
     assert set(terms) == set(run.model.term_weights)
@@ -24,29 +30,26 @@ def test_preset_trains_saves_and_reloads(preset, tmp_path):
     torch.testing.assert_close(again.reconstruct(x), run.reconstruct(x), rtol=0, atol=0)
     metrics = again.evaluate(x)
     assert math.isfinite(metrics["mse"])
-    # Each kind of latent reports its own diagnostics.
-    expected = {
-        "gaussian": "neg_elbo",
-        "deterministic": "jacobian_norm",
-        "vq": "perplexity",
-        "optimized": "free_energy",
-    }
-    latent = again.config.model.latent
-    for kind, key in expected.items():
-        assert (key in metrics) == (kind == latent), (kind, key)
+    # Each family reports its own diagnostics.
+    expected = {"vae": "neg_elbo", "ae": "jacobian_norm", "vq-vae": "perplexity", "latent-ebm": "free_energy"}
+    family = family_of(preset).name
+    for name, key in expected.items():
+        assert (key in metrics) == (name == family), (name, key)
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("preset", preset_names())
 def test_preset_defaults_apply_and_explicit_keys_win(preset):
     cfg = from_dict({"model": preset})
-    for key, value in PRESETS[preset].items():
+    for key, value in family_of(preset).presets[preset].items():
         assert getattr(cfg.model, key) == value
-    explicit = from_dict({"model": preset, "latent": "gaussian" if preset == "linear-ae" else "deterministic"})
-    assert explicit.model.model == preset
+    assert type(cfg.model) is family_of(preset).config
+    assert family_of(preset).config(model=preset) == cfg.model  # direct construction takes the same defaults
 
 
 def test_direct_construction_takes_preset_defaults():
-    cfg = aekit.ModelConfig(model="dae")
+    cfg = aekit.model_config(model="dae")
     assert cfg.latent == "deterministic" and cfg.noise == "mask" and cfg.noise_level == 0.5
-    assert aekit.ModelConfig(model="dae", noise_level=0.2).noise_level == 0.2
-    assert aekit.ModelConfig().latent == "gaussian"
+    assert aekit.model_config(model="dae", noise_level=0.2).noise_level == 0.2
+    assert aekit.model_config().latent == "gaussian"
+    assert aekit.AutoencoderConfig(model="sparse-ae").sparsity == "l1"
+    assert aekit.AutoencoderConfig(model="sparse-ae", sparsity="l2").sparsity == "l2"

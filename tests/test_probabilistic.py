@@ -10,12 +10,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 import aekit
-from aekit import ModelConfig, build_model
+from aekit import build_model, model_config
 from aekit.cli import main
 from aekit.config import from_dict
-from aekit.evaluate import evaluate, iw_nll
-from aekit.run import binarize_dataset
-from aekit.trainer import Trainer
+from aekit.evaluation.bounds import iw_nll
+from aekit.evaluation.metrics import evaluate
+from aekit.runs.run import binarize_dataset
+from aekit.training import Trainer
 
 QUIET = {"progress": False, "report": False}
 
@@ -63,7 +64,7 @@ def test_eval_reports_the_likelihood_diagnostics(digits_vae, capsys):
 
 def test_active_units_counts_dimensions_whose_mean_varies():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(model="vae", hidden=(16,), latent_dim=6, likelihood="bernoulli"), (10,))
+    model = build_model(model_config(model="vae", hidden=(16,), latent_dim=6, likelihood="bernoulli"), (10,))
     with torch.no_grad():
         model.latent.proj.weight[:2] = 0  # the means of dims 0 and 1 no longer depend on x
         model.latent.proj.weight[2:6] *= 20
@@ -102,7 +103,7 @@ def test_iwae_paper_preset_and_schedule():
     assert cfg.model.arch == "mlp" and cfg.model.hidden == (200, 200) and cfg.model.activation == "tanh"
     assert cfg.model.latent_dim == 50 and cfg.train.batch_size == 20 and cfg.train.adam_eps == 1e-4
     assert from_dict({"arch": "iwae-paper", "latent_dim": 10}).model.latent_dim == 10
-    model = build_model(ModelConfig(likelihood="bernoulli", latent_dim=2, hidden=(4,)), (3,))
+    model = build_model(model_config(likelihood="bernoulli", latent_dim=2, hidden=(4,)), (3,))
     trainer = Trainer(model, aekit.TrainConfig(lr_schedule="iwae", progress=False, lr=1e-3))
     lrs = []
     for epoch in range(0, 3280, 1):
@@ -119,8 +120,8 @@ def test_iwae_paper_preset_and_schedule():
 
 
 def test_kl_warmup_weight():
-    model = build_model(ModelConfig(likelihood="bernoulli", latent_dim=2, hidden=(4,), beta=2.0), (3,))
-    trainer = Trainer(model, aekit.TrainConfig(kl_warmup=100, progress=False))
+    model = build_model(model_config(likelihood="bernoulli", latent_dim=2, hidden=(4,), beta=2.0, kl_warmup=100), (3,))
+    trainer = Trainer(model, aekit.TrainConfig(progress=False))
     terms = {"recon": torch.tensor([1.0]), "kl": torch.tensor([10.0])}
     for step, weight in [(0, 0.0), (50, 1.0), (100, 2.0), (400, 2.0)]:
         trainer.state.step = step
@@ -130,13 +131,14 @@ def test_kl_warmup_weight():
 
 def test_free_bits_floor_and_gradient():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(likelihood="bernoulli", latent_dim=4, hidden=(8,), free_bits=0.5), (6,)).train()
+    model = build_model(model_config(likelihood="bernoulli", latent_dim=4, hidden=(8,), free_bits=0.5), (6,)).train()
     x = torch.rand(32, 6).round()
     kl_true = model.eval().loss_terms(x)["kl"]
     model.train()
     torch.manual_seed(1)
-    stats = model.posterior(x)
-    per_dim = 0.5 * (stats["logvar"].exp() - stats["logvar"] - 1 + stats["mean"].square()).mean(0)
+    posterior = model.posterior(x)
+    var = posterior.stddev.square()
+    per_dim = 0.5 * (var - var.log() - 1 + posterior.mean.square()).mean(0)
     terms = model.loss_terms(x)
     assert float(terms["kl"].detach().mean()) == pytest.approx(float(per_dim.detach().clamp(min=0.5).sum()), rel=1e-5)
     assert float(terms["kl"].detach().mean()) >= float(kl_true.detach().mean()) - 1e-6

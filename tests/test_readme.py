@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aekit
 from aekit.cli import main
-from aekit.evaluate import mean_image_mse
+from aekit.evaluation.metrics import mean_image_mse
 
 ROOT = Path(__file__).resolve().parents[1]
 

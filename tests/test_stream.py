@@ -11,7 +11,7 @@ import torch
 
 import aekit
 from aekit.data import NpyRows, stream
-from aekit.run import read_metrics
+from aekit.runs.layout import read_metrics
 
 
 @pytest.fixture(scope="module")

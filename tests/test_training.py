@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import aekit
-from aekit.evaluate import mean_image_mse
-from aekit.run import read_metrics
+from aekit.evaluation.metrics import mean_image_mse
+from aekit.runs.layout import read_metrics
 
 
 def test_loss_decreases(vae_run):
@@ -115,7 +115,7 @@ def test_adam_implementations_agree():
     finals = {}
     for impl in ("foreach", "fused", "loop"):
         torch.manual_seed(0)
-        model = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(16,), latent_dim=3, likelihood="bernoulli"),
+        model = aekit.build_model(aekit.model_config(model="ae", hidden=(16,), latent_dim=3, likelihood="bernoulli"),
                                   (1, 8, 8))  # fmt: skip
         trainer = aekit.Trainer(model, aekit.TrainConfig(epochs=3, adam_impl=impl, progress=False))
         trainer.fit(x)
@@ -129,7 +129,7 @@ def test_bf16_mixed_precision_trains_like_float32():
     losses = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        model = aekit.build_model(aekit.ModelConfig(model="vae", hidden=(32,), latent_dim=4, likelihood="bernoulli"),
+        model = aekit.build_model(aekit.model_config(model="vae", hidden=(32,), latent_dim=4, likelihood="bernoulli"),
                                   (1, 8, 8))  # fmt: skip
         trainer = aekit.Trainer(model, aekit.TrainConfig(epochs=30, precision=precision, progress=False))
         first = trainer.evaluate_terms(x)["loss"]
@@ -141,7 +141,7 @@ def test_bf16_mixed_precision_trains_like_float32():
 
 
 def test_precision_errors():
-    model = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(8,), latent_dim=2, likelihood="gaussian"), (4,))
+    model = aekit.build_model(aekit.model_config(model="ae", hidden=(8,), latent_dim=2, likelihood="gaussian"), (4,))
     with pytest.raises(aekit.ConfigError, match="fp16 needs a CUDA device"):
         aekit.Trainer(model, aekit.TrainConfig(precision="fp16", device="cpu"))
     with pytest.raises(aekit.ConfigError, match="precision"):
@@ -152,7 +152,7 @@ def test_precision_errors():
 
 def test_conv_models_train_channels_last_by_default():
     x = aekit.load_dataset("digits").train[:256]
-    conv = aekit.build_model(aekit.ModelConfig(model="ae", arch="conv", hidden=(4, 8), latent_dim=3,
+    conv = aekit.build_model(aekit.model_config(model="ae", arch="conv", hidden=(4, 8), latent_dim=3,
                                                likelihood="bernoulli"), (1, 8, 8))  # fmt: skip
     trainer = aekit.Trainer(conv, aekit.TrainConfig(epochs=2, progress=False))
     weights = [p for p in conv.parameters() if p.dim() == 4]
@@ -161,7 +161,7 @@ def test_conv_models_train_channels_last_by_default():
     # A contiguous copy of the trained network computes the same loss: the layout changes speed only.
     twin = aekit.build_model(conv.config, (1, 8, 8))
     twin.load_state_dict(conv.state_dict())
-    mlp = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(8,), latent_dim=2, likelihood="bernoulli"), (1, 8, 8))
+    mlp = aekit.build_model("ae", (1, 8, 8), hidden=(8,), latent_dim=2, likelihood="bernoulli")
     assert not aekit.Trainer(mlp, aekit.TrainConfig(progress=False)).channels_last
     plain = aekit.Trainer(twin, aekit.TrainConfig(progress=False, memory_format="contiguous"))
     assert all(p.is_contiguous() for p in twin.parameters())
@@ -169,7 +169,7 @@ def test_conv_models_train_channels_last_by_default():
 
 
 def test_a_loss_scaler_state_is_saved_and_restored():
-    model = aekit.build_model(aekit.ModelConfig(model="ae", hidden=(8,), latent_dim=2, likelihood="gaussian"), (4,))
+    model = aekit.build_model(aekit.model_config(model="ae", hidden=(8,), latent_dim=2, likelihood="gaussian"), (4,))
     trainer = aekit.Trainer(model, aekit.TrainConfig(progress=False))
     trainer.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)  # as --precision fp16 makes on CUDA
     trainer.scaler.scale(torch.ones(()))  # the scale is created lazily, by the first scaled loss
@@ -188,7 +188,7 @@ def test_compiled_training_matches_eager():
     losses = {}
     for compiled in (False, True):
         torch.manual_seed(0)
-        model = aekit.build_model(aekit.ModelConfig(model="vae", hidden=(32,), latent_dim=4, likelihood="bernoulli"),
+        model = aekit.build_model(aekit.model_config(model="vae", hidden=(32,), latent_dim=4, likelihood="bernoulli"),
                                   (1, 8, 8))  # fmt: skip
         trainer = aekit.Trainer(model, aekit.TrainConfig(epochs=5, compile=compiled, progress=False))
         trainer.fit(x)

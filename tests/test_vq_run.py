@@ -10,7 +10,7 @@ import pytest
 import aekit
 from aekit.cli import main
 
-TINY = ["--num-codes", "16", "--code-dim", "8", "--hidden", "16", "--downsample", "1", "--no-progress"]
+TINY = ["--num-codes", "16", "--code-dim", "8", "--channels", "16", "--downsample", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -66,4 +66,4 @@ def test_vq_bad_input(tmp_path, capsys):
     assert main(["train-prior", str(vae.path)]) == 2
     assert "--model vq-vae" in capsys.readouterr().err
     assert main(["sample", str(vae.path), "--prior", "uniform", "--out", str(tmp_path / "u.png")]) == 2
-    assert "applies to a VQ-VAE" in capsys.readouterr().err
+    assert "applies to a latent with discrete codes" in capsys.readouterr().err

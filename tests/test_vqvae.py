@@ -9,11 +9,11 @@ import torch
 
 from aekit.config import TrainConfig
 from aekit.errors import ConfigError, NotGenerativeError
-from aekit.evaluate import evaluate
-from aekit.pixelcnn import GatedPixelCNN, bits_per_code, train_prior
-from aekit.quantizer import VectorQuantizer, code_counts, usage_stats
-from aekit.trainer import Trainer
-from aekit.vqvae import VQVAE
+from aekit.evaluation.metrics import evaluate
+from aekit.models import VQVAE
+from aekit.parts.pixelcnn import GatedPixelCNN, bits_per_code, train_prior
+from aekit.parts.quantizer import VectorQuantizer, code_counts, usage_stats
+from aekit.training import Trainer
 
 TINY = {"num_codes": 8, "code_dim": 4, "channels": 16, "res_blocks": 1}
 
@@ -40,7 +40,7 @@ def test_nearest_code_matches_brute_force(dtype):
 def test_vector_inputs():
     vq = VectorQuantizer(4, 3)
     z = torch.randn(6, 3)
-    out = vq(z)
+    out = vq.quantize(z)
     assert out.indices.shape == (6,) and out.z_q.shape == (6, 3) and out.commitment.shape == (6,)
 
 
@@ -48,7 +48,7 @@ def test_straight_through_gradient_is_the_identity():
     torch.manual_seed(0)
     vq = VectorQuantizer(16, 4).eval()
     z_e = torch.randn(3, 4, 2, 2, requires_grad=True)
-    out = vq(z_e)
+    out = vq.quantize(z_e)
     assert torch.allclose(out.z_q, vq.lookup(out.indices))  # forward: the code vectors
     v = torch.randn_like(z_e)
     (out.z_q * v).sum().backward()
@@ -68,7 +68,7 @@ def test_codebook_and_commitment_losses_equal_their_formulas():
     torch.manual_seed(0)
     vq = VectorQuantizer(16, 4).eval()
     z_e = torch.randn(3, 4, 2, 2, requires_grad=True)
-    out = vq(z_e)
+    out = vq.quantize(z_e)
     expected = (z_e - vq.lookup(out.indices)).square().sum((1, 2, 3))  # (N,)
     assert torch.allclose(out.codebook, expected) and torch.allclose(out.commitment, expected)
     out.codebook.sum().backward(retain_graph=True)  # sg[z_e]: only the codebook learns from it
@@ -84,7 +84,7 @@ def test_ema_update_matches_its_formula():
     vq.codebook.copy_(start)
     vq.embed_sum.copy_(start)
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [9.0, 10.0]])  # codes 0, 0, 0, 1; code 2 unused
-    out = vq(z)
+    out = vq.quantize(z)
     assert out.indices.tolist() == [0, 0, 0, 1] and out.codebook is None
     size = torch.tensor([0.9 * 1 + 0.1 * 3, 0.9 * 1 + 0.1 * 1, 0.9 * 1 + 0.1 * 0])
     sums = 0.9 * start + 0.1 * torch.tensor([[0.0, 1.0], [9.0, 10.0], [0.0, 0.0]])
@@ -209,14 +209,14 @@ def test_vqvae_round_trip_shapes(shape, code_shape, likelihood):
     assert torch.equal(model.decode(z), model.reconstruct(x))  # decode quantises its input
     assert model.decode(z.view(2, 4, *code_shape)).shape == x.shape
     assert model.decode_indices(indices).shape == x.shape
-    assert model.sample_uniform(3, torch.Generator().manual_seed(0)).shape == (3, *shape)
+    assert model.sample(3, generator=torch.Generator().manual_seed(0), prior="uniform").shape == (3, *shape)
     terms = model.loss_terms(x)
     assert list(terms) == list(model.term_weights) == ["recon", "codebook", "commitment"]
     assert all(t.shape == (2,) for t in terms.values())
 
 
 def test_ema_model_has_no_codebook_term():
-    model = VQVAE((1, 8, 8), downsample=1, use_ema=True, beta=0.5, **TINY)
+    model = VQVAE((1, 8, 8), downsample=1, use_ema=True, commitment_weight=0.5, **TINY)
     assert model.term_weights == {"recon": 1.0, "commitment": 0.5}
     assert set(model.loss_terms(torch.rand(2, 1, 8, 8))) == {"recon", "commitment"}
 
@@ -241,21 +241,21 @@ def test_training_lowers_the_reconstruction_loss():
     trainer.fit(data, data[:8])
     assert records[-1]["train/recon"] < 0.7 * records[0]["train/recon"]
     assert {"valid/codebook", "valid/commitment"} <= set(records[-1])
-    assert model.code_usage(data)["usage"] > 0
+    assert model.epoch_diagnostics(data)["usage"] > 0
     metrics = evaluate(model, data[:8])  # the evaluation of deterministic models works unchanged
     assert metrics["recon_nats"] > 0 and "kl" not in metrics
 
 
 def test_sampling_needs_a_prior():
     model = VQVAE((1, 8, 8), downsample=1, **TINY)
-    assert not model.is_generative
+    assert not model.capabilities.generative and model.capabilities.needs_prior
     with pytest.raises(NotGenerativeError, match="train-prior"):
         model.sample(2)
     with pytest.raises(ConfigError):
         model.attach_prior(GatedPixelCNN(5, channels=4, layers=1))
     model.attach_prior(GatedPixelCNN(8, channels=4, layers=1))
-    assert model.is_generative
-    assert model.sample(2, torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
+    assert model.capabilities.generative
+    assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
 
 
 # --- the gated PixelCNN prior --------------------------------------------------------------------

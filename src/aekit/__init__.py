@@ -7,36 +7,86 @@ Quick start::
     codes = run.encode(x)            # (N, K)
     images = run.sample(16)          # from the prior
     run = aekit.load_run("runs/vae")
+
+The package is layered, each layer using only those below it: the parts (:mod:`aekit.parts`), the
+model families (:mod:`aekit.models`), training (:mod:`aekit.training`), evaluation
+(:mod:`aekit.evaluation`), figures and reports (:mod:`aekit.figures`), run directories
+(:mod:`aekit.runs`), analyses of runs (:mod:`aekit.analyses`) and the command line
+(:mod:`aekit.cli`); data sets (:mod:`aekit.data`) and configuration (:mod:`aekit.config`) sit beside
+them. docs/architecture.md draws the picture; docs/extending.md shows how to add a latent kind, a
+penalty, a likelihood or a family.
 """
 
-from aekit.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from aekit.data import Dataset, load_dataset
-from aekit.errors import AekitError, CheckpointError, ConfigError, DataError, NotGenerativeError
-from aekit.evaluate import evaluate
-from aekit.models import Autoencoder, build_model
-from aekit.run import Run, load_run, resume, train
-from aekit.trainer import Trainer
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+from aekit import parts
+from aekit.config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_yaml, model_config
+from aekit.data import Dataset, load_dataset
+from aekit.errors import (
+    AekitError,
+    CapabilityError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    NotGenerativeError,
+)
+from aekit.evaluation.metrics import evaluate
+from aekit.models import (
+    VQVAE,
+    Autoencoder,
+    AutoencoderConfig,
+    Capabilities,
+    LatentEBM,
+    LatentEBMConfig,
+    Model,
+    VAEConfig,
+    VQVAEConfig,
+    build_model,
+)
+from aekit.registry import (
+    register_family,
+    register_latent,
+    register_likelihood,
+    register_penalty,
+)
+from aekit.runs import Run, load_run, resume, train
+from aekit.training import Trainer
 
 __all__ = [
+    "VQVAE",
     "AekitError",
     "Autoencoder",
+    "AutoencoderConfig",
+    "Capabilities",
+    "CapabilityError",
     "CheckpointError",
     "ConfigError",
     "DataConfig",
     "DataError",
     "Dataset",
+    "LatentEBM",
+    "LatentEBMConfig",
+    "Model",
     "ModelConfig",
     "NotGenerativeError",
     "Run",
     "RunConfig",
     "TrainConfig",
     "Trainer",
+    "VAEConfig",
+    "VQVAEConfig",
+    "__version__",
     "build_model",
     "evaluate",
     "load_dataset",
     "load_run",
+    "load_yaml",
+    "model_config",
+    "parts",
+    "register_family",
+    "register_latent",
+    "register_likelihood",
+    "register_penalty",
     "resume",
     "train",
 ]

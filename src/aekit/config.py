@@ -1,8 +1,15 @@
-"""Run configuration: three small frozen dataclasses (model, data, training) and their validation.
+"""Run configuration: the model's options (one class per family), the data's and the training's.
+
+A run is configured by three sections. ``data`` and ``train`` are the same for every model; the
+``model`` section is the configuration class of the model's *family* (:class:`ModelConfig`
+subclasses, defined beside each family in :mod:`aekit.models`), so a VAE's configuration holds the
+options that apply to a VAE and nothing else. A *preset* (``--model dae``) names a family and
+defaults for some of its options; any option given explicitly wins.
 
 The same keys come from the command line (``--latent-dim 8``), from a YAML file (flat or grouped
 under ``model:`` / ``data:`` / ``train:``) or from Python keywords. Unknown keys are refused with a
-suggestion. Nothing mutates a config after it is built; ``replace`` makes a changed copy.
+suggestion, and a key of another family says which models it applies to. Nothing mutates a config
+after it is built; :meth:`RunConfig.replace` makes a changed copy.
 """
 
 from __future__ import annotations
@@ -13,41 +20,27 @@ import math
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from aekit.errors import ConfigError, check_choice, suggest
+from aekit.registry import FAMILIES, LIKELIHOODS, family_of, preset_names
 
-LATENTS = ("deterministic", "gaussian", "vq", "optimized")
-SPARSITY = ("none", "l1", "l2", "kl")
+FORMAT = 2  # of config.yaml; 0.1.0 wrote format 1 (no key), converted on load by aekit.runs.layout
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "leaky_relu", "none")
 NOISE = ("none", "gaussian", "salt_pepper", "mask")
-JACOBIAN = ("auto", "closed_form", "exact", "projection")
+NORMALIZE = ("auto", "standard", "none")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "fp16")
+CONV_CHANNELS = (32, 64)  # the default stages of --arch conv
+MLP_HIDDEN = (400,)  # the default hidden layer of --arch mlp
+CUSTOM = "custom"  # the arch of a model built from the user's own networks (Python API only)
 
-# A preset is a configuration of the shared parts, not a class: these keys are its defaults, and
-# any of them given explicitly wins. Switching preset resets them to the new preset's values.
-PRESETS: dict[str, dict[str, object]] = {
-    "ae": {"latent": "deterministic"},
-    "linear-ae": {
-        "latent": "deterministic",
-        "hidden": (),
-        "activation": "none",
-        "code_activation": "none",
-        "likelihood": "gaussian",
-    },
-    "sparse-ae": {"latent": "deterministic", "sparsity": "l1", "sparsity_weight": 1e-3},
-    "dae": {"latent": "deterministic", "noise": "mask", "noise_level": 0.5},
-    "cae": {"latent": "deterministic", "contractive_weight": 0.1},
-    "vae": {"latent": "gaussian"},
-    "beta-vae": {"latent": "gaussian", "beta": 4.0},
-    # van den Oord et al. 2017: conv encoder/decoder with residual blocks; beta weighs the commitment loss.
-    "vq-vae": {"latent": "vq", "hidden": (128,), "beta": 0.25},
-    # Seed 000: the code is found by minimising the energy; trained by target propagation.
-    "latent-ebm": {"latent": "optimized", "hidden": (64, 64), "likelihood": "gaussian"},
-}
-MODELS = tuple(PRESETS)
 # Architectures from papers, given as --arch NAME: defaults for keys in any section, resolved to a
 # plain architecture. An explicit key still wins.
 ARCH_PRESETS: dict[str, dict[str, object]] = {
@@ -65,151 +58,173 @@ ARCH_PRESETS: dict[str, dict[str, object]] = {
         "adam_eps": 1e-4,
     },
 }
-# The value of a preset-governed field when the preset does not set it.
-CONV_CHANNELS = (32, 64)  # the default stages of --arch conv
-PRESET_FALLBACKS: dict[str, object] = {
-    "hidden": (400,),
-    "latent": "gaussian",
-    "activation": "relu",
-    "code_activation": "none",
-    "likelihood": "auto",
-    "beta": 1.0,
-    "sparsity": "none",
-    "sparsity_weight": 1e-3,
-    "noise": "none",
-    "noise_level": 0.0,
-    "contractive_weight": 0.0,
-}
-ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("auto", "bernoulli", "gaussian")
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "leaky_relu", "none")
-NORMALIZE = ("auto", "standard", "none")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+# --- the model section: a base, shared option groups, and one subclass per family ------------------
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What the network is: a preset (``model``) plus the parts it is built from."""
+    """Options every model has. A family subclasses it (with the option groups below) and sets:
 
-    model: str = "vae"  # the preset: options "set by --model" take its values unless given
-    arch: str = "mlp"  # mlp | conv
-    hidden: tuple[int, ...] | None = None  # MLP layer widths, or conv channels per stride-2 stage (conv: 32,64) [400]
-    latent_dim: int = 20  # size of the code
-    latent: str | None = None  # deterministic (a code h) | gaussian (mean and log-variance)
-    activation: str | None = None  # of the hidden layers [relu]
-    code_activation: str | None = None  # of a deterministic code, e.g. sigmoid for a shallow AE [none]
-    likelihood: str | None = None  # bernoulli | gaussian | auto: bernoulli for data in [0, 1] [auto]
-    obs_std: float = 1.0  # standard deviation of the gaussian likelihood (initial value when learned)
-    learn_obs_std: bool = False  # learn one standard deviation per data dimension
-    beta: float | None = None  # weight of the KL term (beta-VAE when > 1) [1]
-    sparsity: str | None = None  # penalty on the code: l1 | l2 | kl (towards sparsity_target) [none]
-    sparsity_weight: float | None = None  # lambda of the sparsity penalty [1e-3]
-    sparsity_target: float = 0.05  # rho: target mean activation of each unit (kl only)
-    noise: str | None = None  # input corruption while training: gaussian | salt_pepper | mask [none]
-    noise_level: float | None = None  # sigma (gaussian) or the fraction of corrupted elements [0]
-    contractive_weight: float | None = None  # lambda of the contractive penalty ||dh/dx||_F^2 [0]
-    jacobian: str = "auto"  # how ||dh/dx||_F^2 is computed: closed_form | exact | projection
-    jacobian_projections: int = 1  # random projections per sample (projection only)
-    num_codes: int = 512  # VQ-VAE: codebook size K
-    code_dim: int = 64  # VQ-VAE: dimension D of each code vector
-    res_blocks: int = 2  # VQ-VAE: residual blocks at the lowest resolution (channels: hidden[-1])
-    downsample: int = 2  # VQ-VAE: stride-2 stages (28x28 -> 7x7 code maps with 2)
-    use_ema: bool = False  # VQ-VAE: codebook updated by exponential moving averages, not by a loss
-    ema_decay: float = 0.99  # VQ-VAE: decay of the codebook's moving averages (use_ema only)
-    restart_after: int = 100  # VQ-VAE: steps after which an unused code is re-seeded from encoder outputs
-    infer_steps: int = 10  # latent EBM: gradient steps of the inference z^ = argmin_z E(y, z) + D(z, z~)
-    step_size: float = 0.1  # latent EBM: step size of those gradient steps
-    reg: str = "l2"  # latent EBM: R(z) = reg_weight * ||z||_1 (l1) or ||z||^2 (l2)
-    reg_weight: float = 1e-3  # latent EBM: weight of R(z)
-    d_weight: float = 0.3  # latent EBM: D(z, z~) = d_weight * ||z - z~||^2, the pull towards the encoder's guess
-    use_encoder: bool = True  # latent EBM: without an encoder, inference starts at `init`
-    init: str = "auto"  # latent EBM: encoder | zero | random (auto: encoder when there is one, else zero)
-    free_bits: float = 0.0  # nats per latent dimension below which the KL is not pushed down (Kingma 2016)
-    condition_on: str = "none"  # none | labels: a conditional VAE p(x | z, y), q(z | x, y)
-    num_classes: int = 0  # classes of the condition; set from the data when condition_on = labels
+    - ``family``: its name in :data:`aekit.registry.FAMILIES`;
+    - ``presets``: ``{preset: {option: default}}``, the ``--model`` names it answers to;
+    - ``fallbacks``: the value of a preset-governed option (declared ``None``) that a preset leaves
+      unset;
+    - ``renamed``: ``{old key: new key}`` for keys that earlier releases spelled otherwise.
+
+    Each class in the hierarchy may define ``_check(self)``; :meth:`validate` runs all of them.
+    """
+
+    model: str = ""  # the preset; options "set by --model" take its values unless given
+
+    family: ClassVar[str] = ""
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    fallbacks: ClassVar[dict[str, Any]] = {}
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
-        preset = PRESETS.get(self.model, {})
-        if self.hidden is None and self.arch == "conv" and "hidden" not in preset:
-            object.__setattr__(self, "hidden", CONV_CHANNELS)  # 400 channels at full resolution would crawl
-        for key, default in PRESET_FALLBACKS.items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, preset.get(key, default))
+        if not self.model and self.presets:
+            object.__setattr__(self, "model", next(iter(self.presets)))
+        preset = self.presets.get(self.model, {})
+        for name in self.governed():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, preset.get(name, self.fallback(name)))
+
+    @classmethod
+    def all_fallbacks(cls) -> dict[str, Any]:
+        """The ``fallbacks`` of the family and of its option groups."""
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("fallbacks", {}))
+        return merged
+
+    @classmethod
+    def governed(cls) -> set[str]:
+        """Options whose default comes from the preset (declared ``None``)."""
+        names = set(cls.field_names())
+        return {k for k in cls.all_fallbacks() if k in names} | {
+            k for p in cls.presets.values() for k in p if k in names
+        }
+
+    def fallback(self, name: str) -> Any:
+        return self.all_fallbacks().get(name)
+
+    def default_of(self, name: str) -> Any:
+        """The value option ``name`` has when it is not given: the preset's, or the class default."""
+        if name in self.governed():
+            return self.preset_default(name)
+        default = self.__dataclass_fields__[name]
+        return default.default_factory() if default.default_factory is not dataclasses.MISSING else default.default
+
+    def preset_default(self, name: str) -> Any:
+        """The value the preset gives option ``name`` when it is not set explicitly."""
+        return self.presets.get(self.model, {}).get(name, self.fallback(name))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
     def validate(self) -> ModelConfig:
-        check_choice("model", self.model, MODELS)
-        check_choice("arch", self.arch, ARCHS)
+        check_choice("model", self.model, tuple(self.presets))
+        for cls in reversed(type(self).__mro__):
+            check = vars(cls).get("_check")
+            if check is not None:
+                check(self)
+        return self
+
+    # Facts about the configured model that other sections depend on (see RunConfig.validate).
+    def corruption(self) -> tuple[str, float]:
+        """The input corruption used in training: ``(kind, level)``, ``("none", 0.0)`` without one."""
+        return "none", 0.0
+
+    def differentiates_gradients(self) -> bool:
+        """Whether the loss differentiates through a gradient (torch.compile cannot train it)."""
+        return False
+
+    def needs_float32(self) -> bool:
+        """Whether training needs float32 throughout (no mixed precision)."""
+        return False
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """The built-in encoder and decoder networks."""
+
+    arch: str = "mlp"  # mlp | conv (custom: your own networks, from Python)
+    hidden: tuple[int, ...] | None = None  # MLP layer widths, or conv channels per stride-2 stage (conv: 32,64) [400]
+    latent_dim: int = 20  # size of the code
+    activation: str | None = None  # of the hidden layers [relu]
+
+    fallbacks: ClassVar[dict[str, Any]] = {"hidden": MLP_HIDDEN, "activation": "relu"}
+
+    def fallback(self, name: str) -> Any:
+        if name == "hidden":
+            return CONV_CHANNELS if self.arch == "conv" else MLP_HIDDEN
+        return super().fallback(name)  # type: ignore[misc]
+
+    def _check(self) -> None:
+        check_choice("arch", self.arch, ("mlp", "conv", *ARCH_PRESETS, CUSTOM))
         check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("likelihood", self.likelihood, LIKELIHOODS)
         if any(w < 1 for w in self.hidden):
             raise ConfigError(f"hidden widths must be positive integers, got {list(self.hidden)}.")
         if self.arch == "conv" and not self.hidden:
             raise ConfigError("arch 'conv' needs at least one stage: pass channels, e.g. --hidden 32,64.")
-        _positive("latent_dim", self.latent_dim)
-        _positive("obs_std", self.obs_std)
-        check_choice("latent", self.latent, LATENTS)
-        check_choice("code_activation", self.code_activation, ACTIVATIONS)
-        check_choice("sparsity", self.sparsity, SPARSITY)
+        positive("latent_dim", self.latent_dim)
+
+
+@dataclass(frozen=True)
+class LikelihoodOptions:
+    """The observation model p(x | z), the reconstruction cost C."""
+
+    likelihood: str | None = None  # bernoulli | gaussian | auto: bernoulli for data in [0, 1] [auto]
+    obs_std: float = 1.0  # standard deviation of the gaussian likelihood (initial value when learned)
+    learn_obs_std: bool = False  # learn one standard deviation per data dimension
+
+    fallbacks: ClassVar[dict[str, Any]] = {"likelihood": "auto"}
+
+    def _check(self) -> None:
+        if self.likelihood != "auto":
+            LIKELIHOODS.get(self.likelihood)
+        positive("obs_std", self.obs_std)
+
+
+@dataclass(frozen=True)
+class CorruptionOptions:
+    """Input corruption while training (denoising)."""
+
+    noise: str | None = None  # input corruption while training: gaussian | salt_pepper | mask [none]
+    noise_level: float | None = None  # sigma (gaussian) or the fraction of corrupted elements [0]
+
+    fallbacks: ClassVar[dict[str, Any]] = {"noise": "none", "noise_level": 0.0}
+
+    def corruption(self) -> tuple[str, float]:
+        return self.noise, self.noise_level
+
+    def _check(self) -> None:
         check_choice("noise", self.noise, NOISE)
-        check_choice("jacobian", self.jacobian, JACOBIAN)
-        for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value}.")
+        non_negative("noise_level", self.noise_level)
         if self.noise in ("salt_pepper", "mask") and not 0 <= self.noise_level <= 1:
             raise ConfigError(
                 f"noise_level is the fraction of corrupted elements for noise '{self.noise}' and must lie "
                 f"in [0, 1], got {self.noise_level}."
             )
-        if not 0 < self.sparsity_target < 1:
-            raise ConfigError(f"sparsity_target (rho) must lie in (0, 1), got {self.sparsity_target}.")
-        if self.sparsity == "kl" and self.code_activation != "sigmoid":
-            raise ConfigError(
-                "sparsity 'kl' compares each unit's mean activation with a target rate, so the code must "
-                f"lie in (0, 1); got code_activation '{self.code_activation}'. Add --code-activation sigmoid, "
-                "or use --sparsity l1."
-            )
-        if self.latent != "deterministic" and (self.sparsity != "none" or self.contractive_weight > 0):
-            raise ConfigError(
-                "sparsity and contractive penalties act on a deterministic code; this model has a "
-                f"'{self.latent}' latent. Use --model ae (or sparse-ae, cae) for them."
-            )
-        _positive("jacobian_projections", self.jacobian_projections)
+
+
+@dataclass(frozen=True)
+class ConditionOptions:
+    """Conditioning on class labels: q(z | x, y) and p(x | z, y)."""
+
+    condition_on: str = "none"  # none | labels: a conditional model p(x | z, y), q(z | x, y)
+    num_classes: int = 0  # classes of the condition; set from the data when condition_on = labels
+
+    def _check(self) -> None:
         check_choice("condition_on", self.condition_on, ("none", "labels"))
-        if self.latent == "optimized":
-            check_choice("reg", self.reg, ("l1", "l2"))
-            check_choice("init", self.init, ("auto", "encoder", "zero", "random"))
-            _positive("infer_steps", self.infer_steps)
-            _positive("step_size", self.step_size)
-            for name in ("reg_weight", "d_weight"):
-                if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
-                    raise ConfigError(f"{name} must be a finite number >= 0, got {getattr(self, name)}.")
-            if self.init == "encoder" and not self.use_encoder:
-                raise ConfigError("init 'encoder' needs an encoder; drop --no-use-encoder or use --init zero.")
-            if self.condition_on != "none":
-                raise ConfigError("A conditional latent EBM is not available; drop --condition-on.")
-        if self.latent == "vq":
-            if self.num_codes < 2:
-                raise ConfigError(
-                    f"num_codes (K) must be at least 2 for a codebook to choose from, got {self.num_codes}."
-                )
-            for name in ("code_dim", "res_blocks", "downsample", "restart_after"):
-                if getattr(self, name) < (0 if name == "res_blocks" else 1):
-                    raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
-            if not 0 < self.ema_decay < 1:
-                raise ConfigError(f"ema_decay must lie in (0, 1), got {self.ema_decay}.")
-            if self.condition_on != "none":
-                raise ConfigError("A conditional VQ-VAE is not available; drop --condition-on.")
-        if not (self.free_bits >= 0 and math.isfinite(self.free_bits)):
-            raise ConfigError(f"free_bits must be a finite number >= 0, got {self.free_bits}.")
-        if self.free_bits > 0 and self.latent != "gaussian":
-            raise ConfigError("free_bits limits the KL of a gaussian latent; this model has none. Use --model vae.")
-        if self.condition_on != "none" and self.contractive_weight > 0:
-            raise ConfigError("The contractive penalty is not available for a conditional model; drop one of them.")
         if self.num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}.")
-        return self
+
+
+# --- the data and training sections ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -268,16 +283,15 @@ class TrainConfig:
     # CPU): ~15 s to compile, then ~1.2x on the conv AE on CPU, nothing on the MLP VAE (bench/)
     compile: bool = False
     lr_schedule: str = "constant"  # constant | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al.)
-    kl_warmup: int = 0  # steps over which the KL weight rises linearly from 0 to beta
     seed: int = 0  # seed of the initial weights, the batch order and every random draw in training
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
     device: str = "auto"  # auto: cuda when present, else cpu
     progress: bool = True  # show a progress bar
 
     def validate(self) -> TrainConfig:
-        _positive("epochs", self.epochs)
-        _positive("batch_size", self.batch_size)
-        _positive("lr", self.lr)
+        positive("epochs", self.epochs)
+        positive("batch_size", self.batch_size)
+        positive("lr", self.lr)
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}.")
         if self.patience < 0:
@@ -290,17 +304,24 @@ class TrainConfig:
         for name in ("adam_beta1", "adam_beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
-        _positive("adam_eps", self.adam_eps)
-        if self.kl_warmup < 0:
-            raise ConfigError(f"kl_warmup must be >= 0 steps, got {self.kl_warmup}.")
+        positive("adam_eps", self.adam_eps)
         return self
+
+
+def model_config(model: str = "vae", **options: Any) -> ModelConfig:
+    """The configuration of a ``--model`` preset, e.g. ``model_config("dae", noise_level=0.2)``."""
+    return from_dict({"model": model, **options}).model
+
+
+def _default_model() -> ModelConfig:
+    return family_of("vae").config()
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs: ``model``, ``data`` and ``train`` sections."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=_default_model)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -308,16 +329,16 @@ class RunConfig:
         self.model.validate()
         self.data.validate()
         self.train.validate()
-        if self.train.compile and (self.model.contractive_weight > 0 or self.model.latent == "optimized"):
+        if self.train.compile and self.model.differentiates_gradients():
             raise ConfigError(
                 "--compile cannot train this model: its loss differentiates through a gradient (the contractive "
                 "penalty's Jacobian, or the latent EBM's inference), which compiled code does not support. "
                 "Drop --compile."
             )
-        if self.train.precision != "fp32" and self.model.latent == "optimized":
+        if self.train.precision != "fp32" and self.model.needs_float32():
             raise ConfigError(
-                "The latent EBM infers its codes by gradient descent, which needs float32; "
-                "use --precision fp32 with --model latent-ebm."
+                f"The '{self.model.model}' model needs float32 throughout (e.g. the latent EBM infers its codes by "
+                "gradient descent); use --precision fp32."
             )
         return self
 
@@ -325,8 +346,9 @@ class RunConfig:
         """Return a copy with flat keys (``latent_dim=8``) or sections (``model={...}``) replaced."""
         return from_dict(overrides, base=self)
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as written to config.yaml (with the file format's version first)."""
+        return {"format": FORMAT} | {
             name: {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
             for name, section in self.sections().items()
         }
@@ -335,63 +357,101 @@ class RunConfig:
         return {"model": self.model, "data": self.data, "train": self.train}
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
-# Every key is unique across sections, so a flat key names its section unambiguously.
-KEY_SECTION: dict[str, str] = {f.name: s for s, cls in SECTIONS.items() for f in fields(cls)}
+# Keys of the data and training sections (the model's depend on its family).
+COMMON_SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrainConfig}
+COMMON_KEYS: dict[str, str] = {f.name: s for s, cls in COMMON_SECTIONS.items() for f in fields(cls)}
 
 
-def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+def from_dict(values: Mapping[str, Any], base: RunConfig | None = None) -> RunConfig:
     """Build a validated :class:`RunConfig` from flat and/or grouped keys, on top of ``base``.
 
     Keys may use dashes or underscores. Unknown keys raise :class:`ConfigError` with a suggestion.
+    A ``model`` key switches the preset: options the new preset governs take its values unless they
+    are given; options the old and new families share carry over from ``base``.
     """
     base = base or RunConfig()
-    updates: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    updates: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
+    flat: dict[str, Any] = {}
     for key, value in values.items():
         key = str(key).replace("-", "_")
-        if key in SECTIONS:
-            if isinstance(value, dict):
-                for sub_key, sub_value in value.items():
-                    sub_key = str(sub_key).replace("-", "_")
-                    if KEY_SECTION.get(sub_key) != key:
-                        raise ConfigError(
-                            f"Unknown key '{sub_key}' in section '{key}'."
-                            f"{suggest(sub_key, [f.name for f in fields(SECTIONS[key])])}"
-                        )
-                    updates[key][sub_key] = sub_value
-                continue
-            if dataclasses.is_dataclass(value):
-                updates[key].update({f.name: getattr(value, f.name) for f in fields(value)})
-                continue
-            if key not in KEY_SECTION:  # 'model' and 'data' are also keys: model="vae", data="digits"
-                raise ConfigError(f"Section '{key}' must be a mapping of keys to values, got {value!r}.")
-        if key not in KEY_SECTION:
-            raise ConfigError(
-                f"Unknown option '{key}'.{suggest(key, KEY_SECTION)} Run 'aekit train --help' for the list of options."
-            )
-        updates[KEY_SECTION[key]][key] = value
+        if key == "format":
+            continue  # config.yaml's version, read by aekit.runs.layout
+        if key in updates and (isinstance(value, Mapping) or dataclasses.is_dataclass(value)):
+            items = value.items() if isinstance(value, Mapping) else _fields_of(value)
+            for sub_key, sub_value in items:
+                sub_key = str(sub_key).replace("-", "_")
+                if key == "model" and sub_key in COMMON_KEYS:
+                    raise ConfigError(
+                        f"Unknown key '{sub_key}' in section 'model': it belongs in section '{COMMON_KEYS[sub_key]}'."
+                    )
+                if key != "model" and COMMON_KEYS.get(sub_key) != key:
+                    raise ConfigError(
+                        f"Unknown key '{sub_key}' in section '{key}'."
+                        f"{suggest(sub_key, [f.name for f in fields(COMMON_SECTIONS[key])])}"
+                    )
+                updates[key][sub_key] = sub_value
+            continue
+        if key in ("train",) or (key in updates and key not in COMMON_KEYS and key != "model"):
+            raise ConfigError(f"Section '{key}' must be a mapping of keys to values, got {value!r}.")
+        flat[key] = value
+    for key, value in flat.items():  # 'model' and 'data' are also keys: model="vae", data="digits"
+        updates[COMMON_KEYS.get(key, "model")][key] = value
     arch = updates["model"].get("arch")
-    if arch is not None:
-        check_choice("arch", str(arch), ARCHS + tuple(ARCH_PRESETS))
-    if arch in ARCH_PRESETS:
+    if arch is not None and str(arch) in ARCH_PRESETS:
         for key, value in ARCH_PRESETS[str(arch)].items():
-            updates[KEY_SECTION[key]].setdefault(key, value)
+            updates[COMMON_KEYS.get(key, "model")].setdefault(key, value)
         updates["model"]["arch"] = ARCH_PRESETS[str(arch)]["arch"]
-    preset = updates["model"].get("model")
-    if preset is not None:
-        check_choice("model", str(preset), MODELS)
-        for key, value in PRESETS[str(preset)].items():
-            updates["model"].setdefault(key, value)
-    if updates["model"].get("arch") == "conv" and "hidden" not in updates["model"]:
-        # Switching to conv without channels: the MLP's fallback width would be one huge stage.
-        name = str(updates["model"].get("model", base.model.model))
-        if "hidden" not in PRESETS.get(name, {}) and base.model.hidden in (None, PRESET_FALLBACKS["hidden"]):
-            updates["model"]["hidden"] = CONV_CHANNELS
-    sections = {}
+    model = _model_section(updates["model"], base.model)
+    sections = {"model": model}
     for name, section in base.sections().items():
-        typed = {k: _coerce(type(section), k, v) for k, v in updates[name].items()}
-        sections[name] = dataclasses.replace(section, **typed)
+        if name != "model":
+            typed = {k: _coerce(type(section), k, v) for k, v in updates[name].items()}
+            sections[name] = dataclasses.replace(section, **typed)
     return RunConfig(**sections).validate()
+
+
+def _model_section(given: dict[str, Any], base: ModelConfig) -> ModelConfig:
+    """The model section: ``given`` keys on top of ``base``, in the family of the (new) preset."""
+    preset = str(given.get("model", base.model))
+    family = family_of(preset)
+    cls = family.config
+    known = set(cls.field_names())
+    for key in given:
+        if key not in known:
+            raise ConfigError(foreign_key_message(key, preset, cls))
+    if type(base) is cls:  # the same family: start from the base's values
+        values = {f: getattr(base, f) for f in cls.field_names()}
+    else:  # another family: carry over the options both share that were set away from their defaults
+        shared = [f for f in cls.field_names() if f in base.field_names()]
+        values = {f: getattr(base, f) for f in shared if getattr(base, f) != base.default_of(f)}
+    if preset != base.model or type(base) is not cls:
+        # A new preset sets the options it governs, unless they are given; an option whose value
+        # came from the old preset follows the new one, a value set by hand stays.
+        old_governed = base.governed()
+        for name in cls.governed():
+            if name not in values or (name in old_governed and values[name] == base.preset_default(name)):
+                values[name] = None
+        values["model"] = preset
+    if given.get("arch") == "conv" and "hidden" not in given and values.get("hidden") == MLP_HIDDEN:
+        values["hidden"] = None  # switching to conv: the MLP's fallback width would be one huge stage
+    values.update({k: _coerce(cls, k, v) for k, v in given.items()})
+    return cls(**values)
+
+
+def foreign_key_message(key: str, preset: str, cls: type) -> str:
+    if key in cls.renamed:
+        return f"Option '{key}' is called '{cls.renamed[key]}' for the '{preset}' model."
+    owners = [p for _, fam in FAMILIES.items() if key in fam.config.field_names() for p in fam.presets]
+    if owners:
+        return (
+            f"Option '{key}' does not apply to the '{preset}' model; it belongs to {', '.join(owners)}. "
+            f"Drop it, or choose one of those with --model."
+        )
+    everything = {*cls.field_names(), *COMMON_KEYS}
+    return (
+        f"Unknown option '{key}'.{suggest(key, everything)} Run 'aekit train --model {preset} --help' for the "
+        "list of options."
+    )
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -414,36 +474,72 @@ def save_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
+def preset_family_names() -> dict[str, tuple[str, ...]]:
+    """``{family: its presets}`` for every registered family."""
+    return {name: tuple(family.presets) for name, family in FAMILIES.items()}
+
+
+__all__ = [
+    "ARCH_PRESETS",
+    "ConditionOptions",
+    "CorruptionOptions",
+    "DataConfig",
+    "LikelihoodOptions",
+    "ModelConfig",
+    "NetworkOptions",
+    "RunConfig",
+    "TrainConfig",
+    "from_dict",
+    "load_yaml",
+    "model_config",
+    "preset_names",
+    "save_yaml",
+]
+
+
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _positive(name: str, value: float) -> None:
+def positive(name: str, value: float) -> None:
     if not value > 0:
         raise ConfigError(f"{name} must be > 0, got {value}.")
+
+
+def non_negative(name: str, value: float) -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value}.")
+
+
+def _fields_of(section: Any) -> list[tuple[str, Any]]:
+    return [(f.name, getattr(section, f.name)) for f in fields(section)]
 
 
 def field_help(cls: type) -> dict[str, str]:
     """Each field's comment (beside it, or on the lines just above it): the text of its --help.
 
-    The comments in the dataclasses are the one place where an option is described."""
-    try:
-        lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError):  # no source (e.g. a frozen build): flags keep their defaults only
-        return {}
+    The comments in the dataclasses are the one place where an option is described; a family's
+    configuration inherits those of its option groups."""
     names = {f.name for f in fields(cls)}
     helps: dict[str, str] = {}
-    above: list[str] = []
-    for line in lines:
-        text = line.strip()
-        if text.startswith("#"):
-            above.append(text.lstrip("#").strip())
+    for klass in reversed(cls.__mro__):
+        if klass is object or "__dataclass_fields__" not in vars(klass):
             continue
-        match = re.match(r"(\w+)\s*:", text)
-        if match and match.group(1) in names:
-            beside = line.split("  # ", 1)[1].strip() if "  # " in line else ""
-            # A trailing "[fallback]" is for readers of the source; --help shows the default itself.
-            helps[match.group(1)] = re.sub(r"\s*\[[^\]]*\]$", "", " ".join([*above, beside]).strip())
-        above = []
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):  # no source (e.g. a frozen build): flags keep their defaults only
+            continue
+        above: list[str] = []
+        for line in lines:
+            text = line.strip()
+            if text.startswith("#"):
+                above.append(text.lstrip("#").strip())
+                continue
+            match = re.match(r"(\w+)\s*:", text)
+            if match and match.group(1) in names and match.group(1) in vars(klass).get("__annotations__", {}):
+                beside = line.split("  # ", 1)[1].strip() if "  # " in line else ""
+                # A trailing "[fallback]" is for readers of the source; --help shows the default itself.
+                helps[match.group(1)] = re.sub(r"\s*\[[^\]]*\]$", "", " ".join([*above, beside]).strip())
+            above = []
     return helps
 
 
@@ -461,12 +557,23 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
     hint = field_type(cls, name)
     origin = typing.get_origin(hint)
     try:
+        if value is None:
+            return None
         if origin is tuple:  # tuple[int, ...]: "400,200", [400, 200] or 400
             if isinstance(value, str):  # "" or "none" is the empty tuple (no hidden layer)
                 value = [v for v in value.replace(" ", "").split(",") if v and v.lower() != "none"]
             elif not isinstance(value, (list, tuple)):
                 value = [value]
             return tuple(_to_int(v) for v in value)
+        if origin is dict:  # "name=0.1,other=2" or a mapping
+            if isinstance(value, str):
+                pairs = [p.split("=", 1) for p in value.replace(" ", "").split(",") if p]
+                if any(len(p) != 2 for p in pairs):
+                    raise ValueError
+                return {k: float(v) for k, v in pairs}
+            if not isinstance(value, Mapping):
+                raise ValueError
+            return dict(value)
         if hint is bool:
             if isinstance(value, str):
                 if value.lower() in ("true", "yes", "1", "on"):
@@ -481,11 +588,11 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
-        if value is None:
-            return None
         return str(value)
     except (TypeError, ValueError):
-        expected = {int: "an integer", float: "a number", bool: "true or false"}.get(hint, "a list of integers")
+        expected = {int: "an integer", float: "a number", bool: "true or false"}.get(hint)
+        if expected is None:
+            expected = "NAME=WEIGHT pairs" if origin is dict else "a list of integers"
         raise ConfigError(f"Option '{name}' expects {expected}, got {value!r}.") from None
 
 
@@ -498,4 +605,8 @@ def _to_int(value: Any) -> int:
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value

@@ -1,6 +1,7 @@
 """The one exception family for user errors.
 
-Every error a user can cause (bad option, bad data, bad checkpoint) is an :class:`AekitError`.
+Every error a user can cause (bad option, bad data, bad checkpoint, asking a model for something it
+cannot do) is an :class:`AekitError`.
 Its message says what was wrong, with which input, and how to fix it. The CLI prints the
 message without a traceback and exits with status 2.
 """
@@ -27,8 +28,12 @@ class CheckpointError(AekitError):
     """A run directory or checkpoint is missing, corrupt, or belongs to another model."""
 
 
-class NotGenerativeError(AekitError):
-    """The model cannot do what was asked (e.g. sampling from a plain autoencoder)."""
+class CapabilityError(AekitError):
+    """The model was asked for something its declared capabilities exclude (see ``Model.capabilities``)."""
+
+
+class NotGenerativeError(CapabilityError):
+    """The model cannot generate samples (a plain autoencoder, or a VQ-VAE without a fitted prior)."""
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from aekit.data.arrays import split_arrays
 from aekit.data.base import Dataset
-from aekit.data.files import split_arrays
 
 MAX_VALUE = 16.0  # pixels are counts of set bits in 4x4 blocks: 0..16
 

@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aekit.data.arrays import split_indices
 from aekit.data.base import Dataset
-from aekit.data.files import split_indices
 from aekit.errors import ConfigError, DataError, check_choice
 from aekit.fsutil import atomic_path
 

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
+from aekit.data.arrays import split_arrays
 from aekit.data.base import Dataset
-from aekit.data.files import split_arrays
 from aekit.errors import ConfigError
 
 

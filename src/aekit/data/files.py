@@ -1,8 +1,9 @@
 """Users' own data: .npy / .npz arrays, CSV tables and folders of images.
 
 Every loader returns a :class:`~aekit.data.base.Dataset` without normalisation; ``load_dataset``
-applies that afterwards. The shared helpers here (seeded splits, finiteness and label checks) are
-used by the built-in data sets too.
+applies that afterwards. The helpers they share with the built-in data sets (seeded splits,
+finiteness and label checks) are in :mod:`aekit.data.arrays`; .npy rows are read by
+:mod:`aekit.data.npy`.
 """
 
 from __future__ import annotations
@@ -10,18 +11,27 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from aekit.data.arrays import (
+    check_finite,
+    encode_labels,
+    labels_tensor,
+    sample_at,
+    sample_layout,
+    split_arrays,
+    split_indices,
+    to_float32,
+)
 from aekit.data.base import Dataset
+from aekit.data.npy import WINDOW_BYTES, RowReader, read_layout
 from aekit.errors import ConfigError, DataError, suggest
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 FILE_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv")
-MIN_SAMPLES = 3  # one each for train, valid and test
 
 # Keys looked up in an .npz, in order of preference.
 _X_KEYS = ("x", "X", "data")
@@ -35,155 +45,6 @@ _GRAY_MODES = ("1", "L", "LA")
 _COLOR_MODES = ("P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 
 
-# --- shared helpers -------------------------------------------------------------------------
-
-
-def split_indices(
-    n: int, *, seed: int, valid_fraction: float, test_fraction: float, source: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split ``range(n)`` into train / valid / test indices by a seeded permutation.
-
-    Split sizes depend only on ``n`` and the fractions (rounded, at least one sample for a
-    non-zero fraction); which samples land where depends on ``seed``. Indices are sorted within
-    each split so that samples keep their order in the file.
-    """
-    if n < MIN_SAMPLES:
-        raise DataError(
-            f"Expected at least {MIN_SAMPLES} samples in {source} to split into train, valid and test, "
-            f"got {n}{' (the data is empty)' if n == 0 else ''}. Add more samples."
-        )
-    n_valid = _split_size(n, valid_fraction)
-    n_test = _split_size(n, test_fraction)
-    n_train = n - n_valid - n_test
-    if n_train < 1:
-        raise DataError(
-            f"{source} has {n} samples: too few to keep any for training after taking {n_valid} for "
-            f"valid and {n_test} for test. Add samples or lower valid_fraction / test_fraction."
-        )
-    perm = np.random.default_rng(seed).permutation(n)
-    train, valid, test = np.split(perm, [n_train, n_train + n_valid])
-    return np.sort(train), np.sort(valid), np.sort(test)
-
-
-def _split_size(n: int, fraction: float) -> int:
-    if fraction <= 0:
-        return 0
-    # floor(x + 0.5) rather than round(): no banker's rounding, so sizes are easy to predict.
-    return max(1, math.floor(n * fraction + 0.5))
-
-
-def check_finite(x: np.ndarray, source: str, where: Callable[[tuple[int, ...]], str] | None = None) -> None:
-    """Raise :class:`DataError` if ``x`` holds NaN or infinite values, saying how many and where."""
-    bad = ~np.isfinite(x)
-    if not bad.any():
-        return
-    n_nan = int(np.isnan(x).sum())
-    n_inf = int(bad.sum()) - n_nan
-    first = tuple(int(i) for i in np.argwhere(bad)[0])
-    at = where(first) if where else f"sample {first[0]}" + (f", position {first[1:]}" if first[1:] else "")
-    raise DataError(
-        f"Expected finite values in {source}, got {n_nan} NaN and {n_inf} infinite value(s); the first is at "
-        f"{at} ({x[first]}). Remove or impute them (e.g. with numpy.nan_to_num) and save the data again."
-    )
-
-
-def encode_labels(values: np.ndarray, source: str) -> np.ndarray:
-    """Return labels as int64 codes; non-integer labels are coded by their sorted unique values."""
-    values = np.asarray(values)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim != 1:
-        raise DataError(
-            f"Expected labels of shape (n_samples,) in {source}, got shape {values.shape}. "
-            "Save one integer label per sample."
-        )
-    if values.dtype.kind in "iub":
-        return values.astype(np.int64)
-    if values.dtype.kind in "US":
-        try:  # numbers stored as text (a CSV column) are coded by value, not alphabetically
-            values = values.astype(np.float64)
-        except ValueError:
-            return np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    if values.dtype.kind == "f":
-        if not np.isfinite(values).all():
-            raise DataError(f"Labels in {source} hold NaN or infinite values. Give every sample a label.")
-        if np.array_equal(values, np.round(values)):
-            return values.astype(np.int64)
-    if values.dtype.kind != "f":
-        raise DataError(
-            f"Expected integer or string labels in {source}, got dtype {values.dtype}. Save labels as integers."
-        )
-    return np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.int64)
-
-
-def _samples(arr: np.ndarray, source: str) -> tuple[np.ndarray, str]:
-    """Interpret an array's shape: (N, D) tabular, (N, H, W) / (N, C, H, W) / (N, H, W, C) images.
-
-    Returns a view shaped ``(N, D)`` or ``(N, C, H, W)`` and the kind.
-    """
-    if arr.dtype.kind not in "biuf":
-        raise DataError(
-            f"Expected a numeric array in {source}, got dtype {arr.dtype}. Convert it with x.astype('float32')."
-        )
-    if arr.ndim < 2:
-        raise DataError(
-            f"Expected a 2-D array (samples, features) or images (N, H, W) / (N, C, H, W) in {source}, got a "
-            f"{arr.ndim}-D array of shape {arr.shape}. Reshape your data with x.reshape(-1, 1) if it has a "
-            "single feature or x.reshape(1, -1) if it is a single sample."
-        )
-    if arr.ndim == 2:
-        return arr, "tabular"
-    if arr.ndim == 3:
-        return arr[:, None], "image"
-    if arr.ndim == 4:
-        # Channels-last only when the last axis looks like channels and the second does not.
-        if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
-            return arr.transpose(0, 3, 1, 2), "image"
-        return arr, "image"
-    raise DataError(
-        f"Expected at most 4 dimensions (N, C, H, W) in {source}, got shape {arr.shape}. "
-        "Reshape it to (N, D) for vectors or (N, C, H, W) for images."
-    )
-
-
-def _to_float32(arr: np.ndarray, kind: str, source: str, rows: np.ndarray | None = None) -> np.ndarray:
-    """Copy into memory as float32; uint8 images are scaled from [0, 255] to [0, 1].
-
-    ``rows``: the file's sample number of each row of ``arr``, for error messages."""
-    x = np.ascontiguousarray(arr, dtype=np.float32)
-    if kind == "image" and arr.dtype == np.uint8:
-        x /= 255.0
-    check_finite(x, source, None if rows is None else _sample_at(rows))
-    return x
-
-
-def _labels_tensor(y: np.ndarray | None) -> torch.Tensor | None:
-    return None if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
-
-
-def split_arrays(
-    name: str,
-    kind: str,
-    x: np.ndarray,
-    labels: np.ndarray | None,
-    *,
-    seed: int,
-    valid_fraction: float,
-    test_fraction: float,
-    source: str,
-) -> Dataset:
-    """Build a :class:`Dataset` from one float32 array (and labels) by a seeded split."""
-    if labels is not None and len(labels) != len(x):
-        raise DataError(
-            f"Expected one label per sample in {source}, got {len(labels)} labels for {len(x)} samples. "
-            "Save labels of the same length as the data."
-        )
-    parts = split_indices(len(x), seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction, source=source)
-    xs = [torch.from_numpy(np.ascontiguousarray(x[idx])) for idx in parts]
-    ys = [None] * 3 if labels is None else [_labels_tensor(labels[idx]) for idx in parts]
-    return Dataset(name, kind, *xs, *ys)
-
-
 # --- .npy / .npz ----------------------------------------------------------------------------
 
 
@@ -192,36 +53,29 @@ def load_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: flo
 
     The rows go straight from the file into their split (``pread`` in windows, no memory map), so
     the process holds the data once, not the file's pages and a copy besides."""
-    from aekit.data import stream
-
     source = f"'{path}'"
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
             raise DataError(f"{source} is not a NumPy .npy file (it lacks the .npy header). Save it with numpy.save.")
     try:
-        layout = stream.read_layout(path)
+        layout = read_layout(path)
     except DataError as e:
         if "Fortran" not in str(e):
             raise
         return _load_npy_mapped(path, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction)
-    reader = stream.RowReader(layout)
+    reader = RowReader(layout)
     parts = split_indices(layout.shape[0], seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
                           source=source)  # fmt: skip
     xs = []
     for rows in parts:
         x = np.empty((len(rows), *layout.sample_shape), np.float32)
-        step = max(1, stream.WINDOW_BYTES // (4 * math.prod(layout.sample_shape)))
+        step = max(1, WINDOW_BYTES // (4 * math.prod(layout.sample_shape)))
         for i in range(0, len(rows), step):
             x[i : i + step] = reader.rows(rows[i : i + step])
-        check_finite(x, source, _sample_at(rows))
+        check_finite(x, source, sample_at(rows))
         xs.append(torch.from_numpy(x))
     reader.close()
     return Dataset(path.stem, layout.kind, *xs)
-
-
-def _sample_at(rows: np.ndarray) -> Callable[[tuple[int, ...]], str]:
-    """Name a position of a split by the file's sample number, for error messages."""
-    return lambda at: f"sample {rows[at[0]]}" + (f", position {at[1:]}" if at[1:] else "")
 
 
 def _load_npy_mapped(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:
@@ -231,10 +85,10 @@ def _load_npy_mapped(path: Path, *, seed: int, valid_fraction: float, test_fract
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"Could not read {source}: {e}. Save the array again with numpy.save.") from e
-    view, kind = _samples(arr, source)
+    view, kind = sample_layout(arr, source)
     parts = split_indices(len(view), seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
                           source=source)  # fmt: skip
-    xs = [torch.from_numpy(_to_float32(view[idx], kind, source, rows=idx)) for idx in parts]
+    xs = [torch.from_numpy(to_float32(view[idx], kind, source, rows=idx)) for idx in parts]
     return Dataset(path.stem, kind, *xs)
 
 
@@ -265,8 +119,8 @@ def load_npz(path: Path, *, seed: int, valid_fraction: float, test_fraction: flo
             f"Expected the data in {source} under 'x' (or 'X', 'data'), or pre-split arrays 'train', "
             f"'valid', 'test', got keys: {keys}. Save it with numpy.savez(path, x=data, y=labels)."
         )
-    view, kind = _samples(arrays[x_key], f"{source}['{x_key}']")
-    x = _to_float32(view, kind, f"{source}['{x_key}']")
+    view, kind = sample_layout(arrays[x_key], f"{source}['{x_key}']")
+    x = to_float32(view, kind, f"{source}['{x_key}']")
     y_key = _first_key(arrays, _Y_KEYS)
     y = encode_labels(arrays[y_key], f"{source}['{y_key}']") if y_key else None
     return split_arrays(
@@ -288,8 +142,8 @@ def _load_presplit(path: Path, arrays: dict, seed: int, valid_fraction: float, t
         x_key = _first_key(arrays, x_names)
         if x_key is None:
             continue
-        view, kind = _samples(arrays[x_key], f"{source}['{x_key}']")
-        xs[split] = _to_float32(view, kind, f"{source}['{x_key}']")
+        view, kind = sample_layout(arrays[x_key], f"{source}['{x_key}']")
+        xs[split] = to_float32(view, kind, f"{source}['{x_key}']")
         y_key = _first_key(arrays, y_names)
         ys[split] = arrays[y_key] if y_key else None
         if y_key and len(ys[split]) != len(xs[split]):
@@ -326,7 +180,7 @@ def _load_presplit(path: Path, arrays: dict, seed: int, valid_fraction: float, t
         path.stem,
         kind,
         *(torch.from_numpy(np.ascontiguousarray(xs[s])) for s in ("train", "valid", "test")),
-        *(_labels_tensor(ys[s]) for s in ("train", "valid", "test")),
+        *(labels_tensor(ys[s]) for s in ("train", "valid", "test")),
     )
 
 

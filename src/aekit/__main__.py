@@ -1,0 +1,7 @@
+"""``python -m aekit``: the aekit command line (as the ``aekit`` script)."""
+
+import sys
+
+from aekit.cli import main
+
+sys.exit(main())

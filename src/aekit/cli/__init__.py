@@ -1,0 +1,62 @@
+"""The ``aekit`` command line. Each module holds one group of commands, each handler beside its parser:
+
+- :mod:`~aekit.cli.train`: train, sweep-beta
+- :mod:`~aekit.cli.evaluate`: eval, pca-check, denoise, disentanglement
+- :mod:`~aekit.cli.codes`: encode, reconstruct
+- :mod:`~aekit.cli.generate`: sample, train-prior
+- :mod:`~aekit.cli.latent`: traverse, interpolate, bubbles, manifold
+- :mod:`~aekit.cli.energy`: energy
+
+Handlers parse, call the library and print; the work itself lives in the library. Every user error
+is an :class:`aekit.errors.AekitError`: it is printed without a traceback and the command exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aekit import __version__
+from aekit.cli import codes, energy, evaluate, generate, latent, train
+from aekit.cli.common import Parser
+from aekit.errors import AekitError, ConfigError
+
+SPLITS = ("train", "valid", "test", "all")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; ``argv`` lets ``train`` show the options of the model it names."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = Parser(prog="aekit", description="Train, evaluate and use autoencoders.")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    train.add_parsers(sub, argv if command in ("train", None) else [])
+    evaluate.add_parsers(sub)
+    codes.add_parsers(sub)
+    generate.add_parsers(sub)
+    latent.add_parsers(sub)
+    energy.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aekit`` command; returns the exit status."""
+    log = logging.getLogger("aekit")  # progress of slow one-off steps, such as fetching MNIST
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler())
+        log.setLevel(logging.INFO)
+    try:
+        args = build_parser(argv).parse_args(argv)
+        if getattr(args, "split", None) not in (None, *SPLITS):
+            raise ConfigError(f"Unknown split '{args.split}'. Choose one of: {', '.join(SPLITS)}.")
+        return args.handler(args)
+    except AekitError as err:
+        print(f"aekit: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

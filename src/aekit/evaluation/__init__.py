@@ -1,0 +1,1 @@
+"""Evaluation of models: test metrics, the likelihood bound, PCA, denoising, disentanglement, free energies."""

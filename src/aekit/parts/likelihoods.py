@@ -1,0 +1,124 @@
+"""Observation models p(x | z): the reconstruction cost C of the energy view, in nats.
+
+A likelihood is one :class:`Likelihood` subclass registered by name (``likelihood: bernoulli``).
+The decoder emits its parameters shaped like the data (logits, means). Every ``nll`` is per
+sample: summed over the dimensions of one sample, shape ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.errors import DataError
+from aekit.registry import LIKELIHOODS, register_likelihood
+
+
+class Likelihood(nn.Module):
+    """The contract of a likelihood: ``nll``, ``mean``, ``sample`` and the check of data it can model."""
+
+    name: ClassVar[str] = ""  # set by register_likelihood
+
+    @classmethod
+    def from_config(cls, config: Any, sample_shape: tuple[int, ...]) -> Likelihood:
+        """Build from a family's options (``obs_std``, ``learn_obs_std``) for samples of ``sample_shape``."""
+        return cls()
+
+    def nll(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """-log p(x | params), summed over each sample's dimensions: ``(N,)`` nats."""
+        raise NotImplementedError  # pragma: no cover
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """E[x | params], in the data's units."""
+        raise NotImplementedError  # pragma: no cover
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+        """Raise :class:`DataError` when ``x`` holds values this likelihood cannot model."""
+
+
+@register_likelihood("bernoulli")
+class Bernoulli(Likelihood):
+    """Bernoulli likelihood on logits, for data in [0, 1] (binary or grey levels)."""
+
+    def nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """-log p(x | logits), summed over dimensions: ``(N,)`` nats."""
+        # The logits form is exact and stable; probabilities would saturate at 0 and 1. Under
+        # mixed precision the decoder's output is cast up: the sum over pixels needs float32.
+        return F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none").flatten(1).sum(1)
+
+    def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+
+    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+        if not x.numel():  # an empty split (e.g. --valid-fraction 0) has nothing to check
+            return
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 1:
+            raise DataError(
+                f"The bernoulli likelihood needs {what} in [0, 1], "
+                f"but values range over [{lo:.4g}, {hi:.4g}]. "
+                "Use --likelihood gaussian for real-valued data, or rescale the data to [0, 1]."
+            )
+
+
+@register_likelihood("gaussian")
+class Gaussian(Likelihood):
+    """Diagonal Gaussian likelihood with a fixed, or learned per-dimension, standard deviation."""
+
+    def __init__(self, sample_shape: tuple[int, ...], std: float = 1.0, learn_std: bool = False):
+        super().__init__()
+        log_std = torch.full(sample_shape, math.log(std))
+        if learn_std:
+            self.log_std = nn.Parameter(log_std)
+        else:
+            self.register_buffer("log_std", log_std)
+
+    @classmethod
+    def from_config(cls, config: Any, sample_shape: tuple[int, ...]) -> Likelihood:
+        return cls(sample_shape, config.obs_std, config.learn_obs_std)
+
+    def nll(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """-log N(x; mean, std^2), summed over dimensions: ``(N,)`` nats."""
+        z = (x - mean.float()) * torch.exp(-self.log_std)
+        per_dim = 0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)
+        return per_dim.flatten(1).sum(1)
+
+    def mean(self, mean: torch.Tensor) -> torch.Tensor:
+        return mean
+
+    def sample(self, mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + noise * torch.exp(self.log_std)
+
+    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+        """Any finite real value is valid."""
+
+
+def build_likelihood(config: Any, sample_shape: tuple[int, ...]) -> Likelihood:
+    """The likelihood a (resolved) configuration names, for samples of ``sample_shape``."""
+    return LIKELIHOODS.get(config.likelihood).from_config(config, tuple(sample_shape))
+
+
+def likelihood_named(name: str, sample_shape: tuple[int, ...], *, obs_std: float = 1.0,
+                     learn_obs_std: bool = False) -> Likelihood:  # fmt: skip
+    """A likelihood by its registered name, e.g. ``likelihood_named("gaussian", (784,), obs_std=0.1)``."""
+    options = SimpleNamespace(likelihood=name, obs_std=obs_std, learn_obs_std=learn_obs_std)
+    return build_likelihood(options, sample_shape)
+
+
+def resolve_likelihood(name: str, train: torch.Tensor) -> str:
+    """``auto`` picks bernoulli when the training data lies in [0, 1], else gaussian."""
+    if name != "auto":
+        return name
+    return "bernoulli" if float(train.min()) >= 0 and float(train.max()) <= 1 else "gaussian"

@@ -1,0 +1,349 @@
+"""Vector quantisation: the discrete bottleneck of a VQ-VAE (van den Oord et al. 2017, seed 003).
+
+Each D-vector of the encoder's output ``z_e`` is replaced by its nearest codebook vector ``e_k``.
+The nearest-neighbour step has no gradient, so the decoder's gradient is copied straight through
+to the encoder: ``z_q = z_e + sg[e_k - z_e]`` is ``e_k`` in the forward pass and the identity in
+the backward pass. Two per-sample terms train the rest (summed over positions and dimensions):
+
+- ``codebook``   ``||sg[z_e] - e||^2`` moves the codes towards the encoder outputs assigned to them;
+- ``commitment`` ``||z_e - sg[e]||^2`` (weighted by beta) keeps the encoder close to its codes.
+
+With ``use_ema=True`` the codebook loss is replaced by exponential moving averages of the
+assignment counts and sums (van den Oord 2017, appendix A.1; Razavi et al. 2019), and the codebook
+is a buffer the optimiser never sees. Codes nobody picks for ``restart_after`` training steps are
+re-seeded from encoder outputs of the current batch, against codebook collapse.
+
+As a latent kind (``vq``) the quantiser owns the codes' distribution too: uniform over the K^(h w)
+code maps until a prior is fitted to them (:mod:`aekit.parts.pixelcnn`, ``aekit train-prior``) and
+attached; only then can the model sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.errors import ConfigError, NotGenerativeError
+from aekit.parts.latents import Code, Latent
+from aekit.registry import register_latent
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _all_reduce_(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over all processes, in place (a no-op in a single process)."""
+    if _distributed():
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def _broadcast_(tensor: torch.Tensor) -> torch.Tensor:
+    """Overwrite ``tensor`` with rank 0's copy, in place (a no-op in a single process)."""
+    if _distributed():
+        torch.distributed.broadcast(tensor, src=0)
+    return tensor
+
+
+def code_counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
+    """How often each code occurs in ``indices`` (any shape): ``(K,)`` float32."""
+    return torch.bincount(indices.reshape(-1), minlength=num_codes).float()
+
+
+def usage_stats(counts: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``perplexity`` and ``usage`` of a codebook from its assignment counts ``(K,)``.
+
+    perplexity = exp(entropy of the average one-hot assignment): K when every code is used equally
+    often, 1 when a single code takes everything. usage = fraction of codes used at least once.
+    """
+    p = counts / counts.sum().clamp_min(1)
+    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+    return {"perplexity": entropy.exp(), "usage": (counts > 0).float().mean()}
+
+
+@dataclass
+class Quantized:
+    """What :class:`VectorQuantizer` returns.
+
+    z_q : quantised map, shaped like the input, with the straight-through gradient to ``z_e``.
+    indices : ``(N, *spatial)`` long, the chosen codes.
+    codebook, commitment : ``(N,)`` per-sample squared distances (``codebook`` is None with EMA).
+    """
+
+    z_q: torch.Tensor
+    indices: torch.Tensor
+    codebook: torch.Tensor | None
+    commitment: torch.Tensor
+
+
+# --- the quantiser -------------------------------------------------------------------------------
+
+
+@register_latent("vq")
+class VectorQuantizer(Latent):
+    """Nearest-neighbour quantiser with a codebook of ``num_codes`` vectors of ``code_dim`` values.
+
+    Parameters
+    ----------
+    num_codes : K, the number of codebook vectors (>= 2).
+    code_dim : D, the size of each vector; the input's dimension 1 (channels).
+    commitment_weight : beta, the weight of the commitment term (used by the model's objective).
+    use_ema : update the codebook by exponential moving averages instead of the codebook loss.
+    decay : EMA decay in (0, 1).
+    eps : Laplace smoothing of the EMA cluster sizes, so empty clusters never divide by zero.
+    restart_after : every this many training steps, codes unused during them are re-seeded from
+        random encoder outputs of the current batch; 0 disables restarts.
+    code_shape : the spatial shape ``(h, w)`` of the code maps it quantises (set by the model that
+        uses it; needed for ``latent_dim`` and for sampling code maps).
+    """
+
+    discrete = True
+
+    def __init__(
+        self,
+        num_codes: int,
+        code_dim: int,
+        *,
+        commitment_weight: float = 0.25,
+        use_ema: bool = False,
+        decay: float = 0.99,
+        eps: float = 1e-5,
+        restart_after: int = 100,
+        code_shape: tuple[int, ...] | None = None,
+    ):
+        super().__init__()
+        if num_codes < 2:
+            raise ConfigError(f"num_codes (K) must be >= 2 for a codebook to choose from, got {num_codes}.")
+        if code_dim < 1:
+            raise ConfigError(f"code_dim (D) must be a positive integer, got {code_dim}.")
+        if not (commitment_weight >= 0 and math.isfinite(commitment_weight)):
+            raise ConfigError(f"beta (commitment weight) must be a finite number >= 0, got {commitment_weight}.")
+        if not 0 < decay < 1:
+            raise ConfigError(f"ema decay must lie in (0, 1), e.g. 0.99; got {decay}.")
+        if eps <= 0 or restart_after < 0:
+            raise ConfigError(f"eps must be > 0 and restart_after >= 0, got eps={eps}, restart_after={restart_after}.")
+        self.num_codes, self.code_dim = num_codes, code_dim
+        self.commitment_weight, self.use_ema = commitment_weight, use_ema
+        self.decay, self.eps, self.restart_after = decay, eps, restart_after
+        self.code_shape = None if code_shape is None else tuple(code_shape)
+        self.prior: nn.Module | None = None  # a model of the code maps (GatedPixelCNN), fitted after training
+
+        codebook = torch.empty(num_codes, code_dim)
+        nn.init.kaiming_uniform_(codebook)  # bound sqrt(6 / D): the scale of a fresh encoder's outputs
+        if use_ema:
+            # The codebook is embed_sum / cluster_size; starting the sizes at 1 and the sums at the
+            # codebook makes that ratio the initial codebook, so unused codes stay where they are.
+            self.register_buffer("codebook", codebook)
+            self.register_buffer("cluster_size", torch.ones(num_codes))
+            self.register_buffer("embed_sum", codebook.clone())
+        else:
+            self.codebook = nn.Parameter(codebook)
+        self.register_buffer("usage_window", torch.zeros(num_codes))  # assignments since the last check
+        self._steps = 0  # training steps since construction; a Python int, so counting costs no sync
+
+    @classmethod
+    def from_config(cls, config: Any, features: tuple[int, ...]) -> Latent:
+        if len(features) < 2 or features[0] != config.code_dim:
+            raise ConfigError(
+                f"The vq latent quantises code maps (N, code_dim, h, w) with code_dim = {config.code_dim}; this "
+                f"encoder emits samples of shape {tuple(features)}. Make the encoder end with {config.code_dim} "
+                "channels, or set code_dim to its channel count."
+            )
+        return cls(config.num_codes, config.code_dim, commitment_weight=config.commitment_weight,
+                   use_ema=config.use_ema, decay=config.ema_decay, restart_after=config.restart_after,
+                   code_shape=features[1:])  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return f"num_codes={self.num_codes}, code_dim={self.code_dim}, use_ema={self.use_ema}"
+
+    @property
+    def latent_dim(self) -> int:  # type: ignore[override]
+        """Width of the flat point code: ``code_dim * h * w``."""
+        if self.code_shape is None:
+            raise ConfigError("This quantiser does not know the shape of its code maps; pass code_shape=(h, w).")
+        return self.code_dim * math.prod(self.code_shape)
+
+    # --- lookups ---------------------------------------------------------------------------------
+
+    def _flatten(self, z_e: torch.Tensor) -> torch.Tensor:
+        if z_e.dim() < 2 or z_e.shape[1] != self.code_dim:
+            raise ValueError(f"expected an input (N, {self.code_dim}, ...), got shape {tuple(z_e.shape)}")
+        return z_e.movedim(1, -1).reshape(-1, self.code_dim)  # (N * h * w, D)
+
+    @torch.no_grad()
+    def encode_indices(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest code for every position: ``(N, D, *spatial)`` -> ``(N, *spatial)`` long.
+
+        Squared distances ||x||^2 - 2 x.e + ||e||^2 are computed in float32 even under autocast:
+        in half precision the cross term loses the digits that separate close codes. ||x||^2 is
+        the same for every code, so it is left out of the argmin.
+        """
+        flat = self._flatten(z_e)
+        with torch.autocast(device_type=flat.device.type, enabled=False):
+            x, e = flat.detach().float(), self.codebook.detach().float()
+            dist = torch.addmm(e.square().sum(1)[None], x, e.t(), alpha=-2)  # (M, K) = ||e||^2 - 2 x.e
+        return dist.argmin(1).view(z_e.shape[0], *z_e.shape[2:])
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Codebook vectors of ``indices`` ``(N, *spatial)``: ``(N, D, *spatial)``."""
+        return F.embedding(indices, self.codebook).movedim(-1, 1)
+
+    # --- the latent contract ---------------------------------------------------------------------
+
+    def forward(self, features: torch.Tensor) -> Code:
+        """Quantise the encoder's map: ``z`` the straight-through map, ``mean`` the flat ``z_e``."""
+        q = self.quantize(features)
+        params = {"indices": q.indices, "commitment": q.commitment}
+        if q.codebook is not None:
+            params["codebook"] = q.codebook
+        return Code(q.z_q, features.flatten(1), params)
+
+    def regularizer(self, code: Code) -> dict[str, torch.Tensor]:
+        """``codebook`` (absent with EMA) and ``commitment``: squared distances per sample ``(N,)``."""
+        return {k: code.params[k] for k in ("codebook", "commitment") if k in code.params}
+
+    def term_weights(self, step: int | None = None) -> dict[str, float]:
+        weights = {} if self.use_ema else {"codebook": 1.0}
+        weights["commitment"] = self.commitment_weight
+        return weights
+
+    def decoder_input(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (flat ``(N, D*h*w)`` or maps ``(N, D, h, w)``) snapped to their nearest codebook vectors."""
+        if z.dim() == 2 and self.code_shape is not None:
+            z = z.view(-1, self.code_dim, *self.code_shape)  # (N, D*h*w) -> (N, D, h, w)
+        return self.lookup(self.encode_indices(z))
+
+    def indices(self, features: torch.Tensor) -> torch.Tensor:
+        return self.encode_indices(features)
+
+    def embed(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.lookup(indices)
+
+    @property
+    def has_prior(self) -> bool:
+        return self.prior is not None
+
+    def attach_prior(self, prior: nn.Module | None) -> None:
+        """Attach a prior over code maps (e.g. :class:`~aekit.parts.pixelcnn.GatedPixelCNN`), or detach with None."""
+        if prior is not None and prior.num_codes != self.num_codes:
+            raise ConfigError(
+                f"The prior models {prior.num_codes} codes but this VQ-VAE has {self.num_codes}; "
+                "fit the prior on this model's code maps (aekit train-prior RUN_DIR)."
+            )
+        self.prior = prior
+
+    def sample_prior(
+        self, n: int, *, generator: torch.Generator | None = None, device: Any = None, prior: str = "learned"
+    ) -> torch.Tensor:
+        """Code maps drawn from the fitted prior, or (``prior="uniform"``) independently and uniformly:
+        the decoder's input ``(n, D, h, w)``. Uniform codes show why a prior is needed: they decode to noise."""
+        if prior == "uniform":
+            shape = (n, *self.code_shape)
+            indices = torch.randint(self.num_codes, shape, generator=generator, device=self.codebook.device)
+        elif prior != "learned":
+            raise ConfigError(f"Unknown prior '{prior}'. Choose one of: learned, uniform.")
+        elif self.prior is None:
+            raise NotGenerativeError(
+                "A VQ-VAE cannot sample on its own: its codes are a grid of discrete indices and it learns no "
+                "distribution over them, so independent codes decode to noise. Fit an autoregressive prior on "
+                "its code maps first: run aekit train-prior RUN_DIR, then sample again."
+            )
+        else:
+            indices = self.prior.sample(n, shape=self.code_shape, generator=generator)
+        return self.lookup(indices)
+
+    def evaluation_stats(self, code: Code) -> dict[str, torch.Tensor]:
+        return {"indices": code.params["indices"]}
+
+    @torch.no_grad()
+    def test_metrics(self, collected: dict[str, torch.Tensor], *, model: nn.Module, x: Any) -> dict[str, Any]:
+        """Codebook use on the code maps, and the prior's likelihood of them when there is one.
+
+        ``perplexity`` is exp(entropy) of the codes' frequencies (K when all are used equally);
+        ``usage`` the fraction of codes used; ``prior_nll`` nats per code map, ``prior_bits_per_code``
+        its value per position in bits, against ``uniform_bits_per_code`` = log2 K for independent
+        uniform codes."""
+        maps = collected["indices"]
+        metrics: dict[str, Any] = {k: float(v) for k, v in usage_stats(code_counts(maps, self.num_codes)).items()}
+        metrics["uniform_bits_per_code"] = math.log2(self.num_codes)
+        if self.prior is not None:
+            device = self.codebook.device
+            nll = torch.cat([self.prior.nll(maps[i : i + 512].to(device)).cpu() for i in range(0, len(maps), 512)])
+            metrics["prior_nll"] = float(nll.mean())
+            metrics["prior_bits_per_code"] = metrics["prior_nll"] / (maps[0].numel() * math.log(2))
+        return metrics
+
+    def diagnostics(self, model: nn.Module, x: Any) -> dict[str, float]:
+        """Codebook ``perplexity`` and ``usage`` over the samples ``x`` (the validation split)."""
+        stats = usage_stats(code_counts(model.code_maps(x), self.num_codes))
+        return {k: float(v) for k, v in stats.items()}
+
+    # --- quantisation ------------------------------------------------------------------------------
+
+    def quantize(self, z_e: torch.Tensor, update: bool | None = None) -> Quantized:
+        """Quantise ``z_e`` ``(N, D, *spatial)``; in training mode also update EMA statistics and restart codes.
+
+        ``update`` overrides whether the codebook statistics change (default: ``self.training``).
+        """
+        indices = self.encode_indices(z_e)
+        q = self.lookup(indices)  # (N, D, *spatial), float32 like the codebook
+        z32 = z_e.float()
+        # The losses are per sample, summed over positions and dimensions (seed 003's L).
+        commitment = (z32 - q.detach()).square().flatten(1).sum(1)
+        codebook = None if self.use_ema else (z32.detach() - q).square().flatten(1).sum(1)
+        # Straight-through estimator: the forward value is q, the gradient w.r.t. z_e the identity.
+        z_q = z_e + (q.to(z_e.dtype) - z_e).detach()
+        if self.training if update is None else update:
+            self._update(z_e, indices)
+        return Quantized(z_q, indices, codebook, commitment)
+
+    @torch.no_grad()
+    def _update(self, z_e: torch.Tensor, indices: torch.Tensor) -> None:
+        flat = self._flatten(z_e).float()  # (M, D)
+        idx = indices.reshape(-1)  # (M,)
+        counts = code_counts(idx, self.num_codes)  # (K,)
+        if self.use_ema:
+            sums = torch.zeros_like(self.embed_sum).index_add_(0, idx, flat)  # (K, D)
+            self.ema_update(_all_reduce_(counts), _all_reduce_(sums))
+        self.usage_window += counts  # local counts; summed across processes only at the check
+        self._steps += 1
+        if self.restart_after and self._steps % self.restart_after == 0:
+            self.restart_dead_codes(flat)
+
+    @torch.no_grad()
+    def ema_update(self, counts: torch.Tensor, sums: torch.Tensor) -> None:
+        """One EMA step from a batch's assignment counts ``(K,)`` and sums of assigned vectors ``(K, D)``.
+
+        N_k <- decay N_k + (1 - decay) n_k,  m_k <- decay m_k + (1 - decay) sum_k,  e_k = m_k / N~_k,
+        with Laplace-smoothed sizes N~_k = (N_k + eps) / (N + K eps) * N, N = sum_k N_k.
+        """
+        self.cluster_size.lerp_(counts, 1 - self.decay)
+        self.embed_sum.lerp_(sums, 1 - self.decay)
+        n = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n
+        self.codebook.copy_(self.embed_sum / smoothed[:, None])
+
+    @torch.no_grad()
+    def restart_dead_codes(self, flat: torch.Tensor) -> None:
+        """Re-seed the codes unused since the last check with random rows of ``flat`` ``(M, D)``.
+
+        Without a host sync: every code gets a candidate, and ``where`` keeps the used ones. All
+        processes agree on which codes died (summed counts) and take rank 0's candidates.
+        """
+        dead = _all_reduce_(self.usage_window.clone()) == 0  # (K,)
+        pick = torch.randint(len(flat), (self.num_codes,), device=flat.device)
+        candidates = _broadcast_(flat[pick].contiguous())  # (K, D)
+        self.codebook.copy_(torch.where(dead[:, None], candidates.to(self.codebook.dtype), self.codebook))
+        if self.use_ema:
+            # The same state as a fresh code: size 1, sum = the vector itself.
+            self.cluster_size.copy_(torch.where(dead, torch.ones_like(self.cluster_size), self.cluster_size))
+            self.embed_sum.copy_(torch.where(dead[:, None], self.codebook, self.embed_sum))
+        self.usage_window.zero_()

@@ -1,0 +1,412 @@
+"""Run directories: train into one, resume one, load one back (the files: :mod:`aekit.runs.layout`).
+
+A run directory is enough to reload, evaluate, sample or export the model. Every file is written
+atomically, so an interrupted run leaves a consistent directory that ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aekit.config import CUSTOM, RunConfig, from_dict, save_yaml
+from aekit.data import Dataset, NpyRows, load_dataset
+from aekit.errors import CheckpointError, ConfigError, DataError
+from aekit.evaluation.metrics import evaluate
+from aekit.fsutil import atomic_write_text
+from aekit.models import Model, build_model
+from aekit.models.base import device_of
+from aekit.parts.likelihoods import resolve_likelihood
+from aekit.runs.artifacts import write_artifacts
+from aekit.runs.layout import (
+    CHECKPOINT,
+    CONFIG,
+    DATA_INFO,
+    METRICS,
+    NETWORKS,
+    SUMMARY,
+    WEIGHTS,
+    clear_run_dir,
+    read_config,
+    read_json,
+    read_metrics,
+)
+from aekit.runs.priors import attach_saved_prior
+from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
+from aekit.training.trainer import Trainer, resolve_device
+
+
+@dataclass
+class Run:
+    """A trained model with its configuration and data description, backed by a run directory."""
+
+    path: Path
+    config: RunConfig
+    model: Model
+    data_info: dict[str, Any]
+
+    # --- the model's uses, on numpy arrays or tensors in the data's own units -------------------
+
+    def encode(self, x: Any, y: Any = None) -> torch.Tensor:
+        """Codes ``(N, K)`` of samples ``x`` (posterior means for a VAE); ``y``: labels of a conditional model."""
+        return self._batched(self.model.encode, self._prepare(x), self._labels(y))
+
+    def decode(self, z: Any, y: Any = None) -> torch.Tensor:
+        """Decoded samples for codes ``z``, in the data's units."""
+        z = torch.as_tensor(z, dtype=torch.float32)
+        return self.denormalize(self._batched(self.model.decode, z, self._labels(y)))
+
+    def reconstruct(self, x: Any, y: Any = None) -> torch.Tensor:
+        """Reconstructions of ``x``, in the data's units."""
+        return self.denormalize(self._batched(self.model.reconstruct, self._prepare(x), self._labels(y)))
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, label: int | None = None, prior: str = "learned") -> torch.Tensor:
+        """``n`` new samples from the prior (NotGenerativeError for a model that has none).
+
+        A conditional model draws class ``label`` (required for it). ``prior="uniform"`` decodes
+        independent uniform codes of a VQ-VAE: what its samples look like without a learned prior."""
+        if n < 1:
+            raise ConfigError(f"The number of samples must be at least 1, got {n}.")
+        self.model.eval()
+        generator = torch.Generator(device=device_of(self.model)).manual_seed(seed)
+        y = None
+        if label is not None or self.model.capabilities.conditional:
+            if label is None or not self.model.capabilities.conditional or not 0 <= label < self.model.num_classes:
+                raise ConfigError(self._label_help(label))
+            y = torch.full((n,), label, dtype=torch.long)
+        return self.denormalize(self.model.sample(n, generator=generator, y=y, prior=prior).cpu())
+
+    def _label_help(self, label: int | None) -> str:
+        if not self.model.capabilities.conditional:
+            return f"--label {label} needs a conditional model (train with --condition-on labels); this one is not."
+        k = self.model.num_classes
+        return f"This model is conditioned on labels: pass --label L with L in 0..{k - 1} (got {label})."
+
+    def load_data(self, spec: str | None = None) -> Dataset:
+        """The run's data set (or ``spec``), split, normalised and binarised exactly as in training."""
+        return load_config_data(self.config, spec, self.data_info.get("normalization") or None)
+
+    def evaluate(self, x: Any, y: torch.Tensor | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Test metrics (see :mod:`aekit.evaluation.metrics`) of already-normalised samples ``x``."""
+        check_sample_shape(x, self.model.sample_shape, "evaluate")
+        self.model.check_data(x, "the evaluation data")
+        return evaluate(self.model, x, y=self._labels(y), **kwargs)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _prepare(self, x: Any) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        norm = self.data_info.get("normalization") or {}
+        if norm:
+            x = (x - torch.tensor(norm["mean"])) / torch.tensor(norm["std"])
+        check_sample_shape(x, self.model.sample_shape, "this run")
+        return x
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        norm = self.data_info.get("normalization") or {}
+        return x * torch.tensor(norm["std"]) + torch.tensor(norm["mean"]) if norm else x
+
+    def _labels(self, y: Any) -> torch.Tensor | None:
+        if not self.model.capabilities.conditional:
+            return None
+        if y is None:
+            raise DataError(self._label_help(None).replace("--label L", "labels y"))
+        y = torch.as_tensor(y, dtype=torch.long)
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.model.num_classes):
+            raise DataError(f"Labels must lie in 0..{self.model.num_classes - 1}, got {int(y.min())}..{int(y.max())}.")
+        return y
+
+    @torch.no_grad()
+    def _batched(self, fn: Any, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024) -> torch.Tensor:
+        self.model.eval()
+        device = device_of(self.model)
+        out = []
+        for i in range(0, len(x), batch_size):
+            yb = None if y is None else y[i : i + batch_size].to(device)
+            out.append(fn(x[i : i + batch_size].to(device), yb).cpu())
+        return torch.cat(out)
+
+
+def check_sample_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise DataError(
+            f"Expected samples of shape {tuple(shape)} for {what}, got an array of shape {tuple(x.shape)}. "
+            f"Pass a batch shaped (N, {', '.join(map(str, shape))})."
+        )
+    if isinstance(x, torch.Tensor) and not torch.isfinite(x).all():  # a streamed split was scanned when opened
+        raise DataError(f"The data passed to {what} holds NaN or infinite values; remove or impute them first.")
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def train(
+    config: RunConfig | Mapping[str, Any] | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    dataset: Dataset | None = None,
+    report: bool = True,
+    encoder: nn.Module | None = None,
+    decoder: nn.Module | None = None,
+    **overrides: Any,
+) -> Run:
+    """Train a model and write its run directory; return the loaded :class:`Run`.
+
+    ``config`` is a :class:`RunConfig` or a dict of (flat or grouped) keys; ``overrides`` are keys
+    such as ``model="ae"``, ``latent_dim=2``, ``epochs=10``. ``dataset`` replaces loading
+    ``config.data.data`` (useful for in-memory data from Python). ``encoder`` and ``decoder`` are
+    your own networks in place of the family's (see :func:`aekit.build_model`); the run directory
+    records their classes, and :func:`load_run` needs them passed again.
+    """
+    if isinstance(config, Mapping):  # one set of keys: a preset named in either applies to both
+        config, overrides = from_dict({**config, **overrides}), {}
+    config = (config or RunConfig()).replace(**overrides).validate()
+    if dataset is None:
+        dataset = load_config_data(config)
+    else:
+        dataset = binarize_dataset(dataset, config.data.binarize, config.data.binarize_seed)
+    model_options = set(config.model.field_names())
+    if "likelihood" in model_options:
+        config = config.replace(likelihood=resolve_likelihood(config.model.likelihood, dataset.train))
+    if "condition_on" in model_options and config.model.condition_on == "labels":
+        if dataset.train_labels is None:
+            raise DataError(
+                f"--condition-on labels needs labelled data, and '{dataset.name}' has no labels. Use data with "
+                "labels (digits, mnist, an image folder with class subfolders, --label-column for CSV)."
+            )
+        config = config.replace(num_classes=int(dataset.train_labels.max()) + 1)
+    torch.manual_seed(config.train.seed)  # the initial weights depend on the seed alone
+    model = build_model(config.model, dataset.sample_shape, encoder=encoder, decoder=decoder)
+    config = dataclasses.replace(config, model=model.config)  # arch 'custom' with your own networks
+    for split in ("train", "valid", "test"):
+        model.check_data(getattr(dataset, split), f"the {split} split of '{dataset.name}'")
+    path = _new_run_dir(out, config, overwrite)
+    info = {
+        "name": dataset.name,
+        "kind": dataset.kind,
+        "sample_shape": list(dataset.sample_shape),
+        "normalization": dataset.normalization,
+        "has_labels": dataset.train_labels is not None,
+        "sizes": {s: len(getattr(dataset, s)) for s in ("train", "valid", "test")},
+        "storage": "stream" if isinstance(dataset.train, NpyRows) else "memory",
+    }
+    atomic_write_text(path / CONFIG, save_yaml(config))
+    atomic_write_text(path / DATA_INFO, json.dumps(info, indent=2))
+    if encoder is not None or decoder is not None:
+        networks = {name: _describe(net) for name, net in (("encoder", encoder), ("decoder", decoder)) if net}
+        atomic_write_text(path / NETWORKS, json.dumps(networks, indent=2))
+    trainer = Trainer(model, config.train, batch_transform=_batch_transform(config))
+    run = Run(path, config, model, info)
+    return _fit(run, trainer, dataset, history=[], report=report)
+
+
+def resume(
+    path: str | Path,
+    *,
+    epochs: int | None = None,
+    report: bool = True,
+    progress: bool | None = None,
+    encoder: nn.Module | None = None,
+    decoder: nn.Module | None = None,
+) -> Run:
+    """Continue an interrupted (or finished) run from its last checkpoint, up to ``epochs``."""
+    run = load_run(path, weights=None, encoder=encoder, decoder=decoder)
+    overrides: dict[str, Any] = {}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    if progress is not None:
+        overrides["progress"] = progress
+    run.config = run.config.replace(**overrides)
+    tensors, meta = load_tensors(run.path / CHECKPOINT)
+    trainer = Trainer(run.model, run.config.train, batch_transform=_batch_transform(run.config))
+    trainer.load_state_tensors(tensors, meta)
+    atomic_write_text(run.path / CONFIG, save_yaml(run.config))
+    history = read_metrics(run.path)[: trainer.state.epoch]
+    return _fit(run, trainer, run.load_data(), history=history, report=report)
+
+
+def _fit(run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], report: bool) -> Run:
+    path = run.path
+
+    def save_epoch(tr: Trainer, record: dict[str, Any], improved: bool) -> None:
+        history.append(record)
+        if improved:
+            save_tensors(path / WEIGHTS, tr.model.state_dict(), _weights_meta(run))
+        tensors, meta = tr.state_tensors()
+        save_tensors(path / CHECKPOINT, tensors, meta)
+        atomic_write_text(path / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+
+    trainer.callbacks.append(save_epoch)
+    try:
+        state = trainer.fit(dataset.train, dataset.valid, dataset.train_labels, dataset.valid_labels)
+    except KeyboardInterrupt:
+        raise CheckpointError(
+            f"Training was interrupted after epoch {trainer.state.epoch}. The run directory is consistent; "
+            f"continue with: aekit train --resume {path}"
+        ) from None
+    weights, _ = load_tensors(path / WEIGHTS)
+    load_state_into(run.model, weights, path / WEIGHTS)
+    test = {}
+    if len(dataset.test):
+        test = run.evaluate(dataset.test, dataset.test_labels, iw_samples=0)
+    summary = {
+        "model": run.config.model.model,
+        "data": dataset.name,
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_valid_loss": state.best_valid,
+        "stopped_early": state.stopped_early,
+        "steps": state.step,
+        "train_seconds": round(state.train_seconds, 3),
+        "samples_per_s": round(sum(r["samples_per_s"] for r in history[-5:]) / max(len(history[-5:]), 1), 1),
+        "device": str(trainer.device),
+        "parameters": sum(p.numel() for p in run.model.parameters()),
+        "test": test,
+    }
+    atomic_write_text(path / SUMMARY, json.dumps(summary, indent=2))
+    if report:
+        write_artifacts(run, dataset, history, summary)
+    return run
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_run(
+    path: str | Path,
+    *,
+    device: str = "cpu",
+    weights: str | None = WEIGHTS,
+    encoder: nn.Module | None = None,
+    decoder: nn.Module | None = None,
+) -> Run:
+    """Load a run directory: its config, data description and (best) weights.
+
+    A run trained with your own networks needs new instances of them, ``encoder=`` and
+    ``decoder=``: a run directory holds weights, never code. Runs of aekit 0.1.0 load too."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"Run directory '{path}' does not exist. Pass the directory 'aekit train' wrote.")
+    if not (path / CONFIG).is_file() or not (path / DATA_INFO).is_file():
+        raise CheckpointError(
+            f"'{path}' is not an aekit run directory: it lacks {CONFIG} or {DATA_INFO}. "
+            "Pass the directory 'aekit train' wrote (its path is printed at the end of training)."
+        )
+    config = read_config(path)
+    info = read_json(path, DATA_INFO)
+    custom = "arch" in config.model.field_names() and config.model.arch == CUSTOM
+    if custom and (encoder is None and decoder is None):
+        classes = read_json(path, NETWORKS) if (path / NETWORKS).is_file() else {}
+        named = ", ".join(f"{k} {v.get('class', '?')}" for k, v in classes.items()) or "their classes are not recorded"
+        raise CheckpointError(
+            f"The run '{path}' was trained with your own networks ({named}). A run directory holds their weights, "
+            "never their code, so load it from Python with new instances: "
+            "aekit.load_run(path, encoder=MyEncoder(...), decoder=MyDecoder(...))."
+        )
+    if not custom and (encoder is not None or decoder is not None):
+        raise ConfigError(f"The run '{path}' uses the built-in networks; load it without encoder= and decoder=.")
+    model = build_model(config.model, tuple(info["sample_shape"]), encoder=encoder, decoder=decoder)
+    if weights is not None:
+        tensors, meta = load_tensors(path / weights)
+        if meta.get("model") != config.model.model:
+            raise CheckpointError(
+                f"'{path / weights}' holds a '{meta.get('model')}' model but config.yaml describes a "
+                f"'{config.model.model}' model. The files come from different runs; retrain or restore them."
+            )
+        load_state_into(model, tensors, path / weights)
+    model.to(resolve_device(device)).eval()
+    if weights is not None and model.capabilities.needs_prior:
+        attach_saved_prior(model, path)  # after the weights: the prior is not part of them
+    return Run(path, config, model, info)
+
+
+__all__ = ["Run", "load_run", "read_metrics", "resume", "train"]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def load_config_data(config: RunConfig, spec: str | None = None, normalization: dict | None = None) -> Dataset:
+    """The data a config names (or ``spec``), split, normalised and binarised as the config says."""
+    d = config.data
+    dataset = load_dataset(
+        spec or d.data,
+        seed=d.split_seed,
+        valid_fraction=d.valid_fraction,
+        test_fraction=d.test_fraction,
+        normalize=d.normalize,
+        normalization=normalization,
+        label_column=d.label_column,
+        mnist_train=d.mnist_train,
+        storage=d.storage,
+    )
+    return binarize_dataset(dataset, d.binarize, d.binarize_seed)
+
+
+def binarize_dataset(dataset: Dataset, mode: str, seed: int) -> Dataset:
+    """Binarise data in [0, 1] by Bernoulli draws (the MNIST likelihood protocol).
+
+    ``static``: every split drawn once (seeded). ``dynamic``: the training split stays grey and the
+    trainer draws a new binarisation per batch; valid and test are drawn once, so every evaluation
+    scores the same binary images.
+    """
+    if mode == "none":
+        return dataset
+    if isinstance(dataset.train, NpyRows):
+        raise ConfigError(
+            f"--binarize needs the data in memory, and '{dataset.name}' is streamed from its file. Binarise the "
+            "file itself (numpy: x = (rng.random(x.shape) < x)), or use --storage memory."
+        )
+    lo, hi = dataset.value_range
+    if lo < 0 or hi > 1:
+        raise DataError(
+            f"--binarize needs data in [0, 1] (values are Bernoulli probabilities); '{dataset.name}' ranges "
+            f"over [{lo:.4g}, {hi:.4g}]. Use --binarize none."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    splits = {name: torch.bernoulli(getattr(dataset, name), generator=generator) for name in ("valid", "test")}
+    splits["train"] = torch.bernoulli(dataset.train, generator=generator) if mode == "static" else dataset.train
+    return dataclasses.replace(dataset, **splits)
+
+
+def _batch_transform(config: RunConfig) -> Any:
+    return torch.bernoulli if config.data.binarize == "dynamic" else None
+
+
+def _weights_meta(run: Run) -> dict[str, Any]:
+    return {"model": run.config.model.model, "config": run.config.to_dict(), "data": run.data_info}
+
+
+def _describe(net: nn.Module) -> dict[str, Any]:
+    cls = type(net)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "parameters": sum(p.numel() for p in net.parameters())}
+
+
+def _new_run_dir(out: str | Path | None, config: RunConfig, overwrite: bool) -> Path:
+    if out is None:
+        stem = Path(config.data.data).stem or "data"
+        out = Path("runs") / f"{config.model.model}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out '{path}' is a file, not a directory. Choose another path.")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"Run directory '{path}' already exists and is not empty. Choose another --out, "
+                f"continue it with --resume {path}, or replace it with --overwrite."
+            )
+        if not (path / CONFIG).is_file():
+            raise ConfigError(f"--overwrite refuses to clear '{path}': it is not an aekit run directory (no {CONFIG}).")
+        clear_run_dir(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

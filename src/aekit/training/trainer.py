@@ -1,0 +1,306 @@
+"""The one training loop. It does not know which model it trains.
+
+A model (:class:`aekit.models.Model`) supplies ``loss_terms(x, y) -> {name: (N,) tensor}`` and the
+terms' weights (``objective_weights(step)``: warm-up schedules live with the model); the trainer
+sums the weighted means, steps Adam, logs every term and the model's ``epoch_diagnostics``,
+validates each epoch, keeps the best weights, stops early, and saves a resumable checkpoint after
+every epoch.
+
+Fast path (DESIGN.md): the training set lives as one tensor on the device and a batch is an index
+slice of it; metrics accumulate on the device and are read (a host sync) only every
+``log_every`` steps and at the end of an epoch. Data larger than memory comes as a streamed split
+(:class:`aekit.data.NpyRows`) whose batches are read from its file while the model trains. Options
+that trade generality for speed (docs/performance.md): fused Adam and channels-last conv models by
+default; bfloat16 / float16 autocast and torch.compile on request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from aekit.config import TrainConfig
+from aekit.errors import ConfigError, DataError
+from aekit.models.base import Model
+from aekit.training.checkpoint import load_state_into, optimizer_tensors, restore_optimizer
+
+_CONVS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+
+
+@dataclass
+class TrainState:
+    """Counters that let an interrupted run continue exactly where it stopped."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps taken
+    best_valid: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the validation loss last improved
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+
+
+EpochCallback = Callable[["Trainer", dict[str, Any], bool], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` gives CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA device is available. Use --device cpu.")
+    return torch.device(name)
+
+
+def _mixed_precision(precision: str, device: torch.device) -> tuple[Callable[[], Any], Any]:
+    """The autocast context of a training step and, for float16, its loss scaler.
+
+    Only the training step runs in reduced precision: weights, optimiser state, losses and every
+    evaluation stay in float32. bfloat16 keeps float32's exponent range, so it needs no scaling."""
+    if precision == "fp32":
+        return contextlib.nullcontext, None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs a CUDA device; on the CPU use --precision bf16.")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    return functools.partial(torch.autocast, device_type=device.type, dtype=dtype), scaler
+
+
+class Trainer:
+    """Train ``model`` with Adam according to ``config``.
+
+    ``on_epoch_end(trainer, record, improved)`` callbacks run after each epoch's validation; the
+    run directory uses them to write metrics and checkpoints.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        config: TrainConfig,
+        *,
+        callbacks: list[EpochCallback] | None = None,
+        batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        log_every: int = 25,
+    ):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.channels_last = config.memory_format == "channels_last" or (
+            config.memory_format == "auto" and any(isinstance(m, _CONVS) for m in model.modules())
+        )
+        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=config.lr,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
+            weight_decay=config.weight_decay,
+            # Adam's per-parameter Python loop costs a quarter of a small model's step; foreach batches
+            # the element-wise updates over all parameters, fused does the whole update in one kernel.
+            foreach=config.adam_impl == "foreach",
+            fused=config.adam_impl == "fused" or None,
+        )
+        self.autocast, self.scaler = _mixed_precision(config.precision, self.device)
+        # The training step's forward pass, compiled on request; evaluation stays eager (no second compile).
+        self.loss_terms = torch.compile(model.loss_terms) if config.compile else model.loss_terms
+        self.batch_transform = batch_transform  # e.g. dynamic binarisation: a new draw per batch
+        self.callbacks = list(callbacks or [])
+        self.log_every = log_every
+        self.state = TrainState()
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        torch.manual_seed(config.seed)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        train: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        train_labels: torch.Tensor | None = None,
+        valid_labels: torch.Tensor | None = None,
+    ) -> TrainState:
+        """Train until ``config.epochs`` epochs are done or early stopping triggers.
+
+        ``train`` and ``valid`` are tensors, or streamed splits (:class:`aekit.data.NpyRows`) for
+        data larger than memory. Labels are used only by a conditional model."""
+        cfg, model, state = self.config, self.model, self.state
+        conditional = model.capabilities.conditional
+        if conditional and train_labels is None:
+            raise DataError("A conditional model needs labels for its training data; this data set has none.")
+        # A streamed split (aekit.data.NpyRows, data larger than memory) stays in its file.
+        streamed = not isinstance(train, torch.Tensor)
+        x_train = train if streamed else train.to(self.device, torch.float32)
+        y_train = train_labels.to(self.device) if conditional else None
+        x_valid = None
+        if valid is not None and len(valid):
+            x_valid = valid if not isinstance(valid, torch.Tensor) else valid.to(self.device, torch.float32)
+        y_valid = valid_labels.to(self.device) if conditional and x_valid is not None else None
+        n, bs = len(x_train), min(cfg.batch_size, len(x_train))
+        steps_per_epoch = math.ceil(n / bs)
+        names = ["loss", *model.term_weights]
+        bar = tqdm(
+            total=cfg.epochs * steps_per_epoch,
+            initial=min(state.step, cfg.epochs * steps_per_epoch),
+            disable=not cfg.progress,
+            unit="step",
+            dynamic_ncols=True,
+            leave=True,
+        )
+        try:
+            while state.epoch < cfg.epochs and not state.stopped_early:
+                model.train()
+                start = time.perf_counter()
+                sums = torch.zeros(len(names), device=self.device)
+                self._set_lr()
+                for i, (xb, yb) in enumerate(self._batches(x_train, y_train, bs)):
+                    if self.batch_transform is not None:
+                        xb = self.batch_transform(xb)
+                    with self.autocast():
+                        terms = self.loss_terms(xb, yb)
+                    loss = self.objective(terms)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if self.scaler is None:
+                        loss.backward()
+                        self.optimizer.step()
+                    else:
+                        self.scaler.scale(loss).backward()
+                        self.scaler.step(self.optimizer)
+                        self.scaler.update()
+                    state.step += 1
+                    with torch.no_grad():
+                        sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(xb)
+                    bar.update(1)
+                    if state.step % self.log_every == 0:  # the only host sync inside an epoch
+                        bar.set_postfix(epoch=state.epoch + 1, loss=f"{float(sums[0]) / ((i + 1) * bs):.4g}")
+                seconds = time.perf_counter() - start
+                state.epoch += 1
+                state.train_seconds += seconds
+                record = {"epoch": state.epoch, "step": state.step}
+                record.update({f"train/{k}": v / n for k, v in zip(names, sums.tolist(), strict=True)})
+                if x_valid is not None:
+                    record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid, y_valid).items()})
+                    record.update({f"valid/{k}": v for k, v in model.epoch_diagnostics(x_valid).items()})
+                    model.train()
+                record["lr"] = self.optimizer.param_groups[0]["lr"]
+                record["samples_per_s"] = n / seconds
+                record["epoch_seconds"] = seconds
+                improved = self._track_best(record)
+                bar.set_postfix(
+                    epoch=state.epoch,
+                    loss=f"{record['train/loss']:.4g}",
+                    valid=f"{record.get('valid/loss', float('nan')):.4g}",
+                    samples_s=f"{record['samples_per_s']:.0f}",
+                )
+                for callback in self.callbacks:
+                    callback(self, record, improved)
+        finally:
+            bar.close()
+        return state
+
+    def _batches(
+        self, x: torch.Tensor, y: torch.Tensor | None, bs: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One epoch of shuffled ``(x, labels)`` batches: index slices of an in-memory tensor, or
+        the blocks of a streamed split moved to the device as they are read."""
+        if not isinstance(x, torch.Tensor):
+            for xb in x.batches(bs, self.shuffle):
+                yield self._layout(xb.to(self.device, non_blocking=True)), None
+            return
+        perm = torch.randperm(len(x), generator=self.shuffle).to(self.device)
+        for i in range(0, len(x), bs):
+            idx = perm[i : i + bs]
+            # Per batch, not the whole split: a channels-last copy of a colour data set would double it.
+            yield self._layout(x[idx]), None if y is None else y[idx]
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in the model's memory format (channels last for conv models on the fast path)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def objective(self, terms: dict[str, torch.Tensor], warmup: bool = True) -> torch.Tensor:
+        """The weighted sum of the batch means of the model's loss terms.
+
+        The weights are the model's at the current step (e.g. a KL weight warming up); the validation
+        loss always uses the full weights, so epochs stay comparable."""
+        weights = self.model.objective_weights(self.state.step if warmup else None)
+        return sum(w * terms[k].mean() for k, w in weights.items())
+
+    def _set_lr(self) -> None:
+        """The learning rate of the coming epoch under ``lr_schedule``."""
+        lr = self.config.lr
+        if self.config.lr_schedule == "iwae":
+            # Burda et al. 2016: stage i = 0..7 lasts 3^i passes at lr * 10^(-i/7).
+            stage, end = 0, 1
+            while self.state.epoch >= end and stage < 7:
+                stage += 1
+                end += 3**stage
+            lr = self.config.lr * 10 ** (-stage / 7)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    @torch.no_grad()
+    def evaluate_terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024
+    ) -> dict[str, float]:
+        """Mean of each loss term (and the objective) over ``x``, per sample."""
+        self.model.eval()
+        names = ["loss", *self.model.term_weights]
+        sums = torch.zeros(len(names), device=self.device)
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(self.device, torch.float32)  # a no-op for data already there
+            terms = self.model.loss_terms(xb, None if y is None else y[i : i + batch_size])
+            loss = self.objective(terms, warmup=False)
+            sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(terms[names[1]])
+        self.model.train()
+        return {k: v / len(x) for k, v in zip(names, sums.tolist(), strict=True)}
+
+    def _track_best(self, record: dict[str, Any]) -> bool:
+        """Update the best-so-far and the early-stopping counter; return whether this epoch improved."""
+        state = self.state
+        score = record.get("valid/loss", record["train/loss"])
+        improved = score < state.best_valid
+        if improved:
+            state.best_valid, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+        else:
+            state.bad_epochs += 1
+            if self.config.patience and state.bad_epochs >= self.config.patience:
+                state.stopped_early = True
+        return improved
+
+    # --- resumable state -------------------------------------------------------------------------
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to resume: weights, optimiser, RNG states and counters."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim, optim_meta = optimizer_tensors(self.optimizer)
+        tensors.update(optim)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.shuffle"] = self.shuffle.get_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        state = asdict(self.state)
+        state["best_valid"] = None if math.isinf(state["best_valid"]) else state["best_valid"]
+        meta = {"trainer": state, "optimizer": optim_meta}
+        if self.scaler is not None:  # float16: the loss scale it has found, so a resumed run keeps it
+            meta["scaler"] = self.scaler.state_dict()
+        return tensors, meta
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        load_state_into(self.model, model_state, "checkpoint")
+        restore_optimizer(self.optimizer, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.shuffle.set_state(tensors["rng.shuffle"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.scaler is not None and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        state = dict(meta["trainer"])
+        state["best_valid"] = math.inf if state["best_valid"] is None else state["best_valid"]
+        self.state = TrainState(**state)
