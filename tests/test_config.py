@@ -7,7 +7,7 @@ import pytest
 from aekit.config import RunConfig, from_dict, model_config, save_yaml
 from aekit.errors import ConfigError
 from aekit.models import AutoencoderConfig, VAEConfig, VQVAEConfig
-from aekit.registry import preset_names
+from contract import built_in_presets
 
 
 def test_flat_and_grouped_keys_agree():
@@ -17,7 +17,7 @@ def test_flat_and_grouped_keys_agree():
     assert a.model.hidden == (400, 200) and a.train.epochs == 3
 
 
-@pytest.mark.parametrize("preset", preset_names())
+@pytest.mark.parametrize("preset", built_in_presets())
 def test_yaml_round_trip(preset):
     import yaml
 

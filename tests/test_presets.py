@@ -9,7 +9,8 @@ import torch
 
 import aekit
 from aekit.config import from_dict
-from aekit.registry import family_of, preset_names
+from aekit.registry import family_of
+from contract import built_in_presets
 
 TINY = {"epochs": 2, "progress": False, "report": False}
 TINY_MODEL = {"vq-vae": {"channels": 16, "num_codes": 16, "code_dim": 4}}  # the others: a small MLP
@@ -19,7 +20,7 @@ def tiny(preset: str) -> dict:
     return {**TINY, **TINY_MODEL.get(family_of(preset).name, {"latent_dim": 3, "hidden": (16,)})}
 
 
-@pytest.mark.parametrize("preset", preset_names())
+@pytest.mark.parametrize("preset", built_in_presets())
 def test_preset_trains_saves_and_reloads(preset, tmp_path):
     run = aekit.train(model=preset, data="digits", out=tmp_path / preset, **tiny(preset))
     x = run.load_data().test[:16]
@@ -37,7 +38,7 @@ def test_preset_trains_saves_and_reloads(preset, tmp_path):
         assert (key in metrics) == (name == family), (name, key)
 
 
-@pytest.mark.parametrize("preset", preset_names())
+@pytest.mark.parametrize("preset", built_in_presets())
 def test_preset_defaults_apply_and_explicit_keys_win(preset):
     cfg = from_dict({"model": preset})
     for key, value in family_of(preset).presets[preset].items():

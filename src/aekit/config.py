@@ -15,6 +15,7 @@ after it is built; :meth:`RunConfig.replace` makes a changed copy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import re
@@ -69,8 +70,8 @@ class ModelConfig:
 
     - ``family``: its name in :data:`aekit.registry.FAMILIES`;
     - ``presets``: ``{preset: {option: default}}``, the ``--model`` names it answers to;
-    - ``fallbacks``: the value of a preset-governed option (declared ``None``) that a preset leaves
-      unset;
+    - ``fallbacks``: the value of a preset-governed option declared ``None`` when the preset leaves
+      it unset (an option with a real default falls back to it);
     - ``renamed``: ``{old key: new key}`` for keys that earlier releases spelled otherwise.
 
     Each class in the hierarchy may define ``_check(self)``; :meth:`validate` runs all of them.
@@ -108,14 +109,16 @@ class ModelConfig:
         }
 
     def fallback(self, name: str) -> Any:
-        return self.all_fallbacks().get(name)
+        """The value of option ``name`` when the preset leaves it unset: its fallback, else its declared default."""
+        fallbacks = self.all_fallbacks()
+        if name in fallbacks:
+            return fallbacks[name]
+        default = self.__dataclass_fields__[name]
+        return default.default_factory() if default.default_factory is not dataclasses.MISSING else default.default
 
     def default_of(self, name: str) -> Any:
         """The value option ``name`` has when it is not given: the preset's, or the class default."""
-        if name in self.governed():
-            return self.preset_default(name)
-        default = self.__dataclass_fields__[name]
-        return default.default_factory() if default.default_factory is not dataclasses.MISSING else default.default
+        return self.preset_default(name) if name in self.governed() else self.fallback(name)
 
     def preset_default(self, name: str) -> Any:
         """The value the preset gives option ``name`` when it is not set explicitly."""
@@ -514,6 +517,7 @@ def _fields_of(section: Any) -> list[tuple[str, Any]]:
     return [(f.name, getattr(section, f.name)) for f in fields(section)]
 
 
+@functools.cache
 def field_help(cls: type) -> dict[str, str]:
     """Each field's comment (beside it, or on the lines just above it): the text of its --help.
 
