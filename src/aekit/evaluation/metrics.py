@@ -66,7 +66,7 @@ def evaluate(
                 yb = None if y is None else y[i : i + batch_size].to(device)
                 out = model.evaluation(xb, yb)  # one encoder pass: terms, codes, reconstruction
                 sse += (out.recon - xb).flatten(1).square().sum(1).sum().cpu().double()
-                for name, value in {**out.terms, "code": out.code, **out.stats}.items():
+                for name, value in {**out.terms, **out.stats}.items():
                     collected.setdefault(name, []).append(value.detach().cpu())
         per_sample = {name: torch.cat(parts) for name, parts in collected.items()}
         n, dims = len(x), math.prod(model.sample_shape)

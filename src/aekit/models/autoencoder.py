@@ -154,7 +154,10 @@ class Autoencoder(Model):
         # The reconstruction decodes the point code: the decoder's output at code.z when that is the
         # point code (a deterministic latent), else a second decoder pass (a VAE decoded a draw).
         recon = self.likelihood.mean(params) if code.z is code.mean else self.decode(code.mean, y)
-        return Evaluation(terms, code.mean, recon, self.latent.evaluation_stats(code))
+        stats = self.latent.evaluation_stats(code)
+        if not self.latent.discrete:  # activation statistics and active units read the codes; maps would be large
+            stats["code"] = code.mean
+        return Evaluation(terms, code.mean, recon, stats)
 
     def test_metrics(self, collected: dict[str, torch.Tensor], x: Any, y: torch.Tensor | None = None) -> dict[str, Any]:
         """The latent's metrics; with a likelihood bound also ``neg_elbo`` (recon + KL, whatever beta the

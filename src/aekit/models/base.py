@@ -147,7 +147,7 @@ class Model(nn.Module):
 
     def test_metrics(self, collected: dict[str, torch.Tensor], x: Any, y: torch.Tensor | None = None) -> dict[str, Any]:
         """The model's own test metrics, from the whole split's ``collected`` per-sample tensors (the
-        loss terms by name, ``code``, and the ``stats`` of :meth:`evaluation`) and the split ``x``."""
+        loss terms and the ``stats`` of :meth:`evaluation`, by name) and the split ``x``."""
         return {}
 
     # --- capabilities --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Encoder and decoder networks, sized by options and shaped by the data.
 
 An encoder maps a batch of samples to a flat feature vector ``(N, F)``; a latent head (see
-:mod:`aekit.latents`) turns features into a code. A decoder maps a code ``(N, K)`` back to the
+:mod:`aekit.parts.latents`) turns features into a code. A decoder maps a code ``(N, K)`` back to the
 sample shape, with ``out_channels`` parameters per data element (one for a Bernoulli's logits or a
 Gaussian's mean). Any input shape works: conv stages record the spatial sizes they produce and the
 decoder retraces them exactly, so 8x8, 28x28 or 37x53 inputs all round-trip.

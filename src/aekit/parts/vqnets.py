@@ -29,7 +29,7 @@ def stage_sizes(size: tuple[int, int], downsample: int) -> list[tuple[int, int]]
     """Spatial sizes after each stride-2 conv with kernel 4 and padding 1: floor(s / 2).
 
     An odd size loses no pixel: the last output position's 4-wide window still reaches the last
-    row. The decoder restores it with ``output_padding`` (as :class:`aekit.nets.ConvDecoder` does).
+    row. The decoder restores it with ``output_padding`` (as :class:`aekit.parts.nets.ConvDecoder` does).
     """
     sizes = [size]
     for _ in range(downsample):
