@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from aekit.errors import CheckpointError, ConfigError
+from aekit.figures import plots
 from aekit.fsutil import atomic_write_text
 from aekit.models.base import Model, device_of
 from aekit.parts.pixelcnn import GatedPixelCNN, bits_per_code
 from aekit.parts.pixelcnn import train_prior as fit
-from aekit.figures import plots
 from aekit.runs.layout import PLOTS, PRIOR_INFO, PRIOR_WEIGHTS, WEIGHTS, read_json
 from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
 
