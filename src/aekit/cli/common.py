@@ -76,6 +76,7 @@ def add_config_flags(parser: argparse.ArgumentParser, family: Family) -> None:
                     default = f"set by --model, else {_shown(MLP_HIDDEN)} (conv: {_shown(CONV_CHANNELS)})"
             text = helps.get(f.name, "")
             if f.name == "model":
+                default = "vae"
                 text = f"one of {', '.join(preset_names())}; {text}"
             text = f"{text}; default: {_shown(default)}" if text else f"default: {_shown(default)}"
             text = text.replace("%", "%%")  # argparse formats help strings with %
