@@ -51,7 +51,7 @@ def read_config(path: Path) -> RunConfig:
             values = convert_v1(values, path)
         return from_dict(values)
     except ConfigError as err:
-        raise CheckpointError(f"The run directory '{path}' is damaged: {err}") from None
+        raise CheckpointError(f"The run directory '{path}' cannot be loaded from its config.yaml: {err}") from None
 
 
 def convert_v1(values: dict[str, Any], path: Path) -> dict[str, Any]:
