@@ -477,11 +477,6 @@ def save_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def preset_family_names() -> dict[str, tuple[str, ...]]:
-    """``{family: its presets}`` for every registered family."""
-    return {name: tuple(family.presets) for name, family in FAMILIES.items()}
-
-
 __all__ = [
     "ARCH_PRESETS",
     "ConditionOptions",
