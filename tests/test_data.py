@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from aekit.config import RunConfig
 from aekit.data import (
     DATASET_NAMES,
     Dataset,
@@ -449,3 +450,34 @@ def test_bad_inputs_raise_helpful_errors(tmp_path, case):
         load_dataset(spec.format(tmp=tmp_path), **kwargs)
     for word in words:
         assert word in str(err.value)
+
+
+def test_csv_header_names_the_features(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = "\n".join(",".join(f"{v:.3f}" for v in r) + f",{i % 2}" for i, r in enumerate(rng.normal(size=(30, 3))))
+    (tmp_path / "t.csv").write_text("height,weight,age,kind\n" + rows + "\n")
+    data = load_dataset(tmp_path / "t.csv", label_column="kind")
+    assert data.feature_names == ("height", "weight", "age")  # the label column is not a feature
+    (tmp_path / "bare.csv").write_text(rows + "\n")
+    assert load_dataset(tmp_path / "bare.csv").feature_names is None
+
+
+def test_classes_keep_labels_in_train_and_valid_only():
+    data = load_dataset("digits", classes=[3, 5])
+    for split in ("train", "valid"):
+        assert set(getattr(data, f"{split}_labels").tolist()) == {3, 5}
+    assert set(data.test_labels.tolist()) == set(range(10))  # the test split keeps its anomalies
+    held_out = load_dataset("digits", exclude_classes=[3])
+    assert 3 not in held_out.train_labels.tolist() and 3 in held_out.test_labels.tolist()
+    full = load_dataset("digits")
+    assert len(held_out.train) == int((full.train_labels != 3).sum())  # the same split, minus the threes
+
+
+def test_classes_errors(tmp_path):
+    with pytest.raises(DataError, match=r"Label\(s\) \[12\] do not occur"):
+        load_dataset("digits", classes=[12])
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((50, 4)).astype(np.float32))
+    with pytest.raises(DataError, match="has no labels"):
+        load_dataset(tmp_path / "x.npy", classes=[0])
+    with pytest.raises(ConfigError, match="not both"):
+        RunConfig().replace(classes=(1,), exclude_classes=(2,)).validate()

@@ -246,6 +246,11 @@ class DataConfig:
     # memory | stream (.npy read in blocks while training: data larger than memory) | auto: stream a
     # .npy whose float32 copy would fill more than half the available memory
     storage: str = "auto"
+    # train and validate on these labels only; the test split keeps every class, so the others are the
+    # anomalies of the one-class protocol (Ruff et al. 2018); empty: every class
+    classes: tuple[int, ...] = ()
+    # leave these labels out of train and valid (the held-out-class protocol); the test split keeps them
+    exclude_classes: tuple[int, ...] = ()
 
     def validate(self) -> DataConfig:
         check_choice("normalize", self.normalize, NORMALIZE)
@@ -256,6 +261,12 @@ class DataConfig:
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ConfigError(f"{name} must lie in [0, 1), got {value}.")
+        if self.classes and self.exclude_classes:
+            raise ConfigError(
+                "Give either classes (the labels to train on) or exclude_classes (the labels to leave out), not both."
+            )
+        if any(c < 0 for c in (*self.classes, *self.exclude_classes)):
+            raise ConfigError("classes and exclude_classes are labels: integers >= 0.")
         if self.valid_fraction + self.test_fraction >= 1:
             raise ConfigError(
                 f"valid_fraction + test_fraction must be < 1 to leave training data, got "

@@ -6,6 +6,7 @@
 - :mod:`~aekit.cli.generate`: sample, train-prior
 - :mod:`~aekit.cli.latent`: traverse, interpolate, bubbles, manifold
 - :mod:`~aekit.cli.energy`: energy
+- :mod:`~aekit.cli.score`: score
 
 Handlers parse, call the library and print; the work itself lives in the library. Every user error
 is an :class:`aekit.errors.AekitError`: it is printed without a traceback and the command exits
@@ -19,7 +20,7 @@ import logging
 import sys
 
 from aekit import __version__
-from aekit.cli import codes, energy, evaluate, generate, latent, train
+from aekit.cli import codes, energy, evaluate, generate, latent, score, train
 from aekit.cli.common import Parser
 from aekit.errors import AekitError, ConfigError
 
@@ -39,6 +40,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     generate.add_parsers(sub)
     latent.add_parsers(sub)
     energy.add_parsers(sub)
+    score.add_parsers(sub)
     return parser
 
 

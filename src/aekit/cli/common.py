@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from aekit.config import COMMON_SECTIONS, CONV_CHANNELS, MLP_HIDDEN, field_help, field_type, foreign_key_message
+from aekit.data import in_memory
 from aekit.errors import ConfigError, suggest
 from aekit.fsutil import atomic_path
 from aekit.registry import FAMILIES, Family, preset_names
@@ -106,9 +107,24 @@ def add_run_and_data(p: argparse.ArgumentParser, default_split: str = "test") ->
     p.add_argument("--split", default=default_split, help=f"train, valid, test or all (default: {default_split})")
 
 
-def in_memory(x: Any) -> torch.Tensor:
-    """A split as a tensor: a streamed one (--storage stream) is read whole, for analyses that need it."""
-    return x if isinstance(x, torch.Tensor) else x[:]
+def add_run_and_rows(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR, --data and --split for commands that take new data: a file given with --data is used
+    whole, in file order (not re-split), unless --split is given."""
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="a file or folder of new data, used whole in its own order and normalised as in "
+                   "training; or a data set name (default: the run's own data)")  # fmt: skip
+    p.add_argument("--split", help="train, valid, test or all (default: test of the run's data; a file given with "
+                   "--data is used whole unless --split is given)")  # fmt: skip
+
+
+def rows_data(run: Any, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The data of :func:`add_run_and_rows`: a --data file whole, else a split (default test)."""
+    from aekit.data import DATASET_NAMES
+
+    if args.data is not None and args.split is None and args.data.lower() not in DATASET_NAMES:
+        return run.load_rows(args.data)
+    args.split = args.split or "test"
+    return split_data(run, args)
 
 
 def split_data(run: Any, args: argparse.Namespace, dataset: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -7,8 +7,10 @@ training split (recorded in ``Dataset.normalization``, reusable for new data); i
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -29,7 +31,9 @@ __all__ = [
     "NpyRows",
     "apply_normalization",
     "compute_normalization",
+    "in_memory",
     "invert_normalization",
+    "keep_classes",
     "load_dataset",
 ]
 
@@ -45,6 +49,8 @@ def load_dataset(
     label_column: str | int | None = None,
     mnist_train: str = "train",
     storage: str = "auto",
+    classes: Sequence[int] = (),
+    exclude_classes: Sequence[int] = (),
 ) -> Dataset:
     """Load a built-in data set by name, or a file / folder by path.
 
@@ -68,6 +74,10 @@ def load_dataset(
     storage : ``"memory"`` loads the data; ``"stream"`` (.npy files only) leaves it in the file and
         gives :class:`NpyRows` splits, read in blocks during training (for data larger than memory);
         ``"auto"`` streams a .npy whose float32 copy would fill more than half the available memory.
+    classes, exclude_classes : keep only these labels (or all but these) in the train and valid
+        splits; the test split keeps every class, so that the others are its anomalies (the one-class
+        and held-out-class protocols of anomaly detection). Normalisation statistics come from the
+        kept training samples.
 
     Returns
     -------
@@ -83,7 +93,48 @@ def load_dataset(
         spec, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
         label_column=label_column, mnist_train=mnist_train, storage=storage,
     )  # fmt: skip
+    if classes or exclude_classes:
+        data = keep_classes(data, classes, exclude_classes)
     return _normalize(data, normalize, normalization)
+
+
+def in_memory(x: torch.Tensor | NpyRows) -> torch.Tensor:
+    """A split as a tensor: a streamed one (``storage="stream"``) is read whole, for analyses that need it."""
+    return x if isinstance(x, torch.Tensor) else x[:]
+
+
+def keep_classes(data: Dataset, classes: Sequence[int] = (), exclude_classes: Sequence[int] = ()) -> Dataset:
+    """``data`` with only the samples labelled in ``classes`` (or not in ``exclude_classes``) in its
+    train and valid splits; the test split is left whole."""
+    if data.train_labels is None:
+        raise DataError(
+            f"--classes / --exclude-classes pick samples by label, and '{data.name}' has no labels. Use labelled "
+            "data (digits, mnist, an image folder with class subfolders, a CSV with --label-column)."
+        )
+    present = set(torch.unique(data.train_labels).tolist())
+    asked = set(classes) | set(exclude_classes)
+    if asked - present:
+        raise DataError(
+            f"Label(s) {sorted(asked - present)} do not occur in the training split of '{data.name}', whose labels "
+            f"are {sorted(present)}."
+        )
+    changes: dict = {}
+    for split in ("train", "valid"):
+        labels = getattr(data, f"{split}_labels")
+        mask = (
+            torch.isin(labels, torch.tensor(list(classes)))
+            if classes
+            else ~torch.isin(labels, torch.tensor(list(exclude_classes)))
+        )
+        if split == "train" and not mask.any():
+            raise DataError(f"No training sample of '{data.name}' is left after keeping labels {sorted(classes)}.")
+        index = mask.nonzero().squeeze(1)
+        changes[split] = data.train[index] if split == "train" else data.valid[index]
+        changes[f"{split}_labels"] = labels[index]
+        factors = getattr(data, f"{split}_factors")
+        if factors is not None:
+            changes[f"{split}_factors"] = factors[index]
+    return dataclasses.replace(data, **changes)
 
 
 def _check_fractions(valid_fraction: float, test_fraction: float) -> None:

@@ -21,6 +21,8 @@ class Dataset:
     Synthetic sources with known generative factors (dSprites) also give int64 ``(N, n_factors)``
     factor indices per split in ``*_factors``, with ``factor_sizes`` (values per factor) and
     ``factor_names``; they are ``None`` elsewhere.
+
+    ``feature_names`` name the columns of tabular data when the source has a header (CSV); else ``None``.
     """
 
     name: str
@@ -37,6 +39,7 @@ class Dataset:
     test_factors: torch.Tensor | None = None
     factor_sizes: tuple[int, ...] | None = None
     factor_names: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

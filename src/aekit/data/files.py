@@ -257,6 +257,14 @@ def read_csv(path: Path, label_column: str | int | None = None) -> tuple[np.ndar
 
     The header is detected (a first row with non-numeric cells). Labels are integer-coded.
     """
+    x, labels, _ = read_csv_columns(path, label_column)
+    return x, labels
+
+
+def read_csv_columns(
+    path: Path, label_column: str | int | None = None
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
+    """:func:`read_csv`, with the names of the feature columns when the file has a header (else None)."""
     source = f"'{path}'"
     rows, lines = _read_rows(path)
     if not rows:
@@ -298,18 +306,20 @@ def read_csv(path: Path, label_column: str | int | None = None) -> tuple[np.ndar
                 "Give every row a label, or drop the rows without one."
             )
         labels = encode_labels(column, f"{source}, column '{names[label_at]}'")
-    return x, labels
+    return x, labels, tuple(names[j] for j in features) if header else None
 
 
 def load_csv(
     path: Path, *, seed: int, valid_fraction: float, test_fraction: float, label_column: str | int | None
 ) -> Dataset:
     """Load a CSV table (one sample per row) and split it by a seeded permutation."""
-    x, labels = read_csv(path, label_column)
-    return split_arrays(
+    x, labels, names = read_csv_columns(path, label_column)
+    data = split_arrays(
         path.stem, "tabular", x, labels, seed=seed, valid_fraction=valid_fraction,
         test_fraction=test_fraction, source=f"'{path}'",
     )  # fmt: skip
+    data.feature_names = names
+    return data
 
 
 # --- folders of images ----------------------------------------------------------------------

@@ -175,6 +175,17 @@ class Autoencoder(Model):
             metrics["active_units"] = int((variance > ACTIVE_THRESHOLD).sum())
         return metrics
 
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        return ("neg_elbo",) * self.capabilities.likelihood_bound + self.latent.score_names
+
+    def sample_scores(self, out: Evaluation) -> dict[str, torch.Tensor]:
+        """``neg_elbo`` (recon + KL, one posterior draw) with a likelihood bound; the latent's own scores."""
+        scores = {}
+        if self.capabilities.likelihood_bound:
+            scores["neg_elbo"] = out.terms["recon"] + out.terms["kl"]
+        return scores | self.latent.sample_scores(out.terms, out.stats)
+
     # --- capabilities ----------------------------------------------------------------------------
 
     def sample(

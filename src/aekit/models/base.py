@@ -150,6 +150,18 @@ class Model(nn.Module):
         loss terms and the ``stats`` of :meth:`evaluation`, by name) and the split ``x``."""
         return {}
 
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        """The per-sample anomaly scores :meth:`sample_scores` gives, best-founded first (e.g. ``neg_elbo``,
+        ``free_energy``). Every model is also scored by its reconstruction error, and a model with a
+        likelihood bound by that bound (:mod:`aekit.evaluation.scores`)."""
+        return ()
+
+    def sample_scores(self, out: Evaluation) -> dict[str, torch.Tensor]:
+        """The scores of :attr:`score_names` per sample ``(N,)`` from one :meth:`evaluation` pass; higher
+        means less likely under the model."""
+        return {}
+
     # --- capabilities --------------------------------------------------------------------------------
 
     def sample(

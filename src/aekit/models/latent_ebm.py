@@ -172,6 +172,14 @@ class LatentEBM(Model):
         """``free_energy``: the mean zero-temperature free energy min_z E(y, z)."""
         return {"free_energy": float(collected["free_energy"].mean())}
 
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        return ("free_energy",)
+
+    def sample_scores(self, out: Evaluation) -> dict[str, torch.Tensor]:
+        """``free_energy``: min_z E(x, z), low on the data manifold and high off it (seed 000)."""
+        return {"free_energy": out.stats["free_energy"]}
+
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The code z^ of each sample after inference ``(N, K)`` (not just the encoder's guess)."""
         return self.infer(x)

@@ -156,6 +156,15 @@ class Latent(nn.Module):
         """This kind's test metrics from the whole split's ``collected`` terms and statistics."""
         return {}
 
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        """The per-sample anomaly scores this kind defines (:meth:`sample_scores`), best-founded first."""
+        return ()
+
+    def sample_scores(self, terms: dict[str, torch.Tensor], stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The scores of :attr:`score_names` per sample ``(N,)``, from one evaluation pass's terms and stats."""
+        return {}
+
     def diagnostics(self, model: nn.Module, x: Any) -> dict[str, float]:
         """Figures logged every epoch on the validation split (e.g. codebook use)."""
         return {}

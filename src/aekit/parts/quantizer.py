@@ -281,6 +281,18 @@ class VectorQuantizer(Latent):
             metrics["prior_bits_per_code"] = metrics["prior_nll"] / (maps[0].numel() * math.log(2))
         return metrics
 
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        return ("neg_log_joint",) if self.prior is not None else ()
+
+    @torch.no_grad()
+    def sample_scores(self, terms: dict[str, torch.Tensor], stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``neg_log_joint`` = -log p(x | codes) - log p_prior(codes) in nats: the code length of x under
+        the model and its fitted prior (van den Oord et al. 2017 score data by the prior's likelihood)."""
+        if self.prior is None:
+            return {}
+        return {"neg_log_joint": terms["recon"] + self.prior.nll(stats["indices"]).to(terms["recon"].dtype)}
+
     def diagnostics(self, model: nn.Module, x: Any) -> dict[str, float]:
         """Codebook ``perplexity`` and ``usage`` over the samples ``x`` (the validation split)."""
         stats = usage_stats(code_counts(model.code_maps(x), self.num_codes))
