@@ -12,6 +12,7 @@ import torch
 import aekit
 from aekit.cli import main
 from aekit.errors import ConfigError, DataError
+from aekit.evaluation.metrics import evaluate
 from aekit.evaluation.scores import contamination_threshold, detection_metrics, score_kinds, score_samples
 from aekit.parts.pixelcnn import GatedPixelCNN
 
@@ -57,7 +58,14 @@ def test_scores_match_their_definitions(one_class_vae, ae_run):
     neg_elbo = score_samples(model, x, kind="neg_elbo")
     assert neg_elbo.mean() == pytest.approx(one_class_vae.evaluate(x)["neg_elbo"], rel=1e-5)
     # The IW bound is tighter than the ELBO on average (Burda et al. 2016).
-    assert score_samples(model, x, kind="nll_iw", iw_samples=50).mean() < neg_elbo.mean()
+    nll_iw = score_samples(model, x, kind="nll_iw", iw_samples=50)
+    assert nll_iw.mean() < neg_elbo.mean()
+    # evaluate() hands out the same per-sample scores and the codes from its own pass.
+    each = {}
+    evaluate(model, x, iw_samples=50, per_sample=each)
+    for kind, expected in (("recon", recon), ("neg_elbo", neg_elbo), ("nll_iw", nll_iw)):
+        np.testing.assert_allclose(each[kind].numpy(), expected, rtol=1e-5)
+    torch.testing.assert_close(each["code"], model.encode(x).detach())
 
 
 def test_one_class_vae_finds_the_other_digits(one_class_vae, tmp_path, capsys):

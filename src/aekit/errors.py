@@ -36,6 +36,10 @@ class NotGenerativeError(CapabilityError):
     """The model cannot generate samples (a plain autoencoder, or a VQ-VAE without a fitted prior)."""
 
 
+class MissingDependencyError(AekitError, ImportError):
+    """An optional package a feature needs is not installed; the message names the install command."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean 'x'?' when ``name`` is close to one of ``choices``, else ''."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -10,10 +10,11 @@ Every model:
 Then each model adds its own (:meth:`aekit.models.Model.test_metrics`):
 
 - a likelihood bound (VAE): ``kl``, ``neg_elbo`` (recon_nats + kl, the unweighted bound whatever beta
-  the model was trained with), ``bits_per_dim``, ``kl_per_dim``, ``active_units`` (latent dimensions
+  the model was trained with), ``bits_per_dim_elbo`` (neg_elbo in bits per data dimension),
+  ``kl_per_dim``, ``active_units`` (latent dimensions
   whose posterior mean varies over the data with variance above 0.01, Burda et al. 2016), and with
   ``iw_samples`` = k > 0 ``nll_iw``: the importance-weighted bound on -log p(x) with k samples
-  (:mod:`aekit.evaluation.bounds`); ``bits_per_dim`` then uses it;
+  (:mod:`aekit.evaluation.bounds`) and ``bits_per_dim_iw``, the same in bits per data dimension;
 - a deterministic code: ``jacobian_norm`` (mean ||dh/dx||_F), ``mean_activation`` (per unit too) and
   ``fraction_near_zero``;
 - discrete codes (VQ-VAE): ``perplexity``, ``usage``, and with a fitted prior ``prior_nll`` and
@@ -36,7 +37,8 @@ from aekit.evaluation.bounds import iw_nll
 from aekit.models.base import Model, device_of
 
 # Metrics in this order first, then the model's own in its order.
-ORDER = ("mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "nll_iw", "bits_per_dim", "jacobian_norm",
+ORDER = ("mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "nll_iw", "bits_per_dim_elbo", "bits_per_dim_iw",
+         "jacobian_norm",
          "free_energy")  # fmt: skip
 
 
@@ -49,26 +51,36 @@ def evaluate(
     seed: int = 0,
     data_range: float | None = None,
     iw_samples: int = 0,
+    per_sample: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on samples ``x``; see the module docstring for their definitions.
 
     ``y``: labels of a conditional model. ``iw_samples`` > 0 adds ``nll_iw`` (models with a likelihood bound).
+    ``per_sample``: a dict that receives, from the same pass, each sample's ``code`` (N, K), its ``recon``
+    anomaly score (mean squared error per element), the model's own scores (:attr:`Model.score_names`)
+    and ``nll_iw``: what a comparison needs besides the metrics, without encoding the data again.
     """
     model.eval()
     device = device_of(model)
-    collected: dict[str, list[torch.Tensor]] = {}
-    sse = torch.zeros((), dtype=torch.float64)
+    collected: dict[str, list[torch.Tensor]] = {"sse": []}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         with torch.no_grad():
+            # Everything stays on the device until the split is done: no host sync per batch.
             for i in range(0, len(x), batch_size):
-                xb = x[i : i + batch_size].to(device, torch.float32)
-                yb = None if y is None else y[i : i + batch_size].to(device)
+                xb = x[i : i + batch_size].to(device, torch.float32, non_blocking=True)
+                yb = None if y is None else y[i : i + batch_size].to(device, non_blocking=True)
                 out = model.evaluation(xb, yb)  # one encoder pass: terms, codes, reconstruction
-                sse += (out.recon - xb).flatten(1).square().sum(1).sum().cpu().double()
+                collected["sse"].append((out.recon - xb).flatten(1).square().sum(1))
                 for name, value in {**out.terms, **out.stats}.items():
-                    collected.setdefault(name, []).append(value.detach().cpu())
-        per_sample = {name: torch.cat(parts) for name, parts in collected.items()}
+                    collected.setdefault(name, []).append(value)
+                if per_sample is not None:
+                    for name, value in {"point_code": out.code, **model.sample_scores(out)}.items():
+                        collected.setdefault(f"keep/{name}", []).append(value)
+        gathered = {name: torch.cat(parts).cpu() for name, parts in collected.items()}
+        kept = {name[5:]: gathered.pop(name) for name in list(gathered) if name.startswith("keep/")}
+        sse_per_sample = gathered.pop("sse").double()
+        sse = sse_per_sample.sum()
         n, dims = len(x), math.prod(model.sample_shape)
         metrics: dict[str, Any] = {"sse": float(sse) / n}
         metrics["mse"] = metrics["sse"] / dims
@@ -76,14 +88,33 @@ def evaluate(
             lo, hi = float(x.min()), float(x.max())
             data_range = 1.0 if lo >= 0 and hi <= 1 else hi - lo
         metrics["psnr"] = 10 * math.log10(data_range**2 / metrics["mse"]) if metrics["mse"] > 0 else math.inf
-        metrics["recon_nats"] = float(per_sample["recon"].double().mean())
-        metrics.update(model.test_metrics(per_sample, x, y))
+        metrics["recon_nats"] = float(gathered["recon"].double().mean())
+        metrics.update(model.test_metrics(gathered, x, y))
+        if per_sample is not None:
+            per_sample.update(kept)
+            per_sample["code"] = per_sample.pop("point_code")
+            per_sample["recon"] = sse_per_sample / dims
         if iw_samples > 0 and model.capabilities.likelihood_bound:
-            metrics["nll_iw"] = float(iw_nll(model, x, y, iw_samples, seed=seed).mean())
+            bound = iw_nll(model, x, y, iw_samples, seed=seed)
+            if per_sample is not None:
+                per_sample["nll_iw"] = bound.double()
+            metrics["nll_iw"] = float(bound.mean())
             metrics["iw_samples"] = iw_samples
-            metrics["bits_per_dim"] = metrics["nll_iw"] / (dims * math.log(2))
+            metrics["bits_per_dim_iw"] = metrics["nll_iw"] / (dims * math.log(2))
     metrics["n"] = n
     return {k: metrics[k] for k in ORDER if k in metrics} | {k: v for k, v in metrics.items() if k not in ORDER}
+
+
+@torch.no_grad()
+def encode_all(model: Model, x: Any, y: torch.Tensor | None = None, batch_size: int = 1024) -> torch.Tensor:
+    """The point codes ``(N, K)`` of samples ``x`` (normalised as in training), in batches, on the CPU."""
+    model.eval()
+    device = device_of(model)
+    out = []
+    for i in range(0, len(x), batch_size):
+        yb = None if y is None else y[i : i + batch_size].to(device)
+        out.append(model.encode(x[i : i + batch_size].to(device, torch.float32), yb))
+    return torch.cat(out).cpu() if out else torch.zeros(0, model.latent_dim)
 
 
 def mean_image_mse(train: torch.Tensor, test: torch.Tensor) -> float:

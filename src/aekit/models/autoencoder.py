@@ -111,15 +111,22 @@ class Autoencoder(Model):
         regulariser terms, and one term per penalty; each ``(N,)`` per sample."""
         return self._pass(x, y)[0]
 
-    def _pass(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], Code, torch.Tensor]:
-        """One encoder and decoder pass: the terms, the latent's code and the decoder's output at ``code.z``."""
+    def _pass(self, x: torch.Tensor, y: torch.Tensor | None, *, with_point: bool = False) -> tuple:
+        """One encoder and decoder pass: the terms, the latent's code and the decoder's output at ``code.z``;
+        ``with_point`` also the decoder's output at the point code, from the same decoder call (a VAE
+        decodes its draw and its posterior mean as one batch of 2N rows)."""
         x_in = self.corruption(x) if self.corruption is not None else x
         code = self.latent(self._with_labels(self.encoder(x_in), y))
-        params = self.decoder(self._with_labels(code.z, y))
+        point_input = self.latent.point_input(code) if with_point else code.z
+        if point_input is code.z:
+            params = point = self.decoder(self._with_labels(code.z, y))
+        else:
+            both = torch.cat([code.z, point_input])
+            params, point = self.decoder(self._with_labels(both, None if y is None else y.repeat(2))).split(len(x))
         terms = {"recon": self.likelihood.nll(x, params), **self.latent.regularizer(code)}
         for penalty in self.penalties:
             terms[penalty.name] = penalty(self, x_in, code.mean)
-        return terms, code, params
+        return (terms, code, params, point) if with_point else (terms, code, params)
 
     def epoch_diagnostics(self, x: Any) -> dict[str, float]:
         return self.latent.diagnostics(self, x)
@@ -150,10 +157,8 @@ class Autoencoder(Model):
     # --- evaluation ------------------------------------------------------------------------------
 
     def evaluation(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Evaluation:
-        terms, code, params = self._pass(x, y)
-        # The reconstruction decodes the point code: the decoder's output at code.z when that is the
-        # point code (a deterministic latent), else a second decoder pass (a VAE decoded a draw).
-        recon = self.likelihood.mean(params) if code.z is code.mean else self.decode(code.mean, y)
+        terms, code, _, point = self._pass(x, y, with_point=True)
+        recon = self.likelihood.mean(point)
         stats = self.latent.evaluation_stats(code)
         if not self.latent.discrete:  # activation statistics and active units read the codes; maps would be large
             stats["code"] = code.mean
@@ -161,13 +166,13 @@ class Autoencoder(Model):
 
     def test_metrics(self, collected: dict[str, torch.Tensor], x: Any, y: torch.Tensor | None = None) -> dict[str, Any]:
         """The latent's metrics; with a likelihood bound also ``neg_elbo`` (recon + KL, whatever beta the
-        model was trained with), ``bits_per_dim`` and ``active_units``."""
+        model was trained with), ``bits_per_dim_elbo`` and ``active_units``."""
         metrics: dict[str, Any] = {}
         if self.capabilities.likelihood_bound:
             recon, kl = (float(collected[k].double().mean()) for k in ("recon", "kl"))
             metrics["kl"] = kl
             metrics["neg_elbo"] = recon + kl
-            metrics["bits_per_dim"] = metrics["neg_elbo"] / (math.prod(self.sample_shape) * math.log(2))
+            metrics["bits_per_dim_elbo"] = metrics["neg_elbo"] / (math.prod(self.sample_shape) * math.log(2))
         metrics.update(self.latent.test_metrics(collected, model=self, x=x))
         if self.capabilities.posterior:
             # Burda et al. 2016: a unit is active when its posterior mean varies over the data.

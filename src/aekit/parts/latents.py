@@ -81,6 +81,11 @@ class Latent(nn.Module):
         """What the decoder gets for codes ``z`` ``(N, K)`` (e.g. snapped to a codebook)."""
         return z
 
+    def point_input(self, code: Code) -> torch.Tensor:
+        """What the decoder gets for the point code ``code.mean``; ``code.z`` itself when the two agree,
+        so that evaluation decodes once."""
+        return code.z if code.z is code.mean else self.decoder_input(code.mean)
+
     # --- the prior ------------------------------------------------------------------------------
 
     @property

@@ -221,6 +221,9 @@ class VectorQuantizer(Latent):
             z = z.view(-1, self.code_dim, *self.code_shape)  # (N, D*h*w) -> (N, D, h, w)
         return self.lookup(self.encode_indices(z))
 
+    def point_input(self, code: Code) -> torch.Tensor:
+        return code.z  # the quantised code: decoding z_e snaps it to the same codebook vectors
+
     def indices(self, features: torch.Tensor) -> torch.Tensor:
         return self.encode_indices(features)
 
