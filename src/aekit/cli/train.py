@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ def add_parsers(sub: Any, argv: list[str]) -> None:
         f"'{family.name}' family ({', '.join(family.presets)}); for another model: "
         f"aekit train --model NAME --help (NAME: {others}).",
     )
-    p.set_defaults(_parser=p, handler=cmd_train, family=family)
+    p.set_defaults(_parser=p, handler=cmd_train, family=family, argv=list(argv))  # argv: recorded in command.txt
     p.add_argument("--config", help="YAML file of options; command-line flags override it")
     p.add_argument("--out", help="run directory to create (default: runs/<model>-<data>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -78,7 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         values: dict[str, Any] = load_yaml(args.config) if args.config else {}
         values = {**values, **given}
-        run = train(values, out=args.out, overwrite=args.overwrite, report=not args.no_report)
+        command = shlex.join(["aekit", *args.argv])
+        run = train(values, out=args.out, overwrite=args.overwrite, report=not args.no_report, command=command)
     summary = json.loads((run.path / SUMMARY).read_text())
     test = summary.get("test", {})
     shown = ", ".join(f"{k} {v:.4g}" for k, v in test.items() if k in ("mse", "psnr", "recon_nats", "neg_elbo"))

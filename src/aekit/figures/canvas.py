@@ -42,7 +42,37 @@ def figure(width: float, height: float, **kwargs: Any) -> Figure:
     return fig
 
 
-def save(fig: Figure, path: PathLike) -> Path:
+def unlabelled(fig: Figure) -> list[str]:
+    """What a reader could not tell from ``fig``: one line per axes that holds data but lacks a title
+    (its own or the figure's suptitle) or a label on a visible x or y axis. Empty when all is labelled.
+
+    Image grids drawn with the axis off need only a title; colour bars carry their own label."""
+    figure_title = fig.get_suptitle().strip()
+    problems = []
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible() or ax.get_label() == "<colorbar>":
+            continue
+        if not (ax.lines or ax.collections or ax.images or ax.patches):
+            continue  # nothing drawn: a spare panel
+        name = f"axes {i}" + (f" ('{ax.get_title()}')" if ax.get_title() else "")
+        if not (figure_title or any(ax.get_title(loc).strip() for loc in ("left", "center", "right"))):
+            problems.append(f"{name} has no title and the figure no suptitle")
+        if not ax.axison:
+            continue
+        for axis, label in ((ax.xaxis, ax.get_xlabel()), (ax.yaxis, ax.get_ylabel())):
+            if axis.get_visible() and not label.strip():
+                problems.append(f"{name} has no {axis.axis_name}-axis label")
+    return problems
+
+
+def save_figure(fig: Figure, path: PathLike) -> Path:
+    """Write ``fig`` to ``path`` as a PNG, atomically; return the path.
+
+    Every figure aekit draws goes through here. A figure whose data axes lack a title or an axis label
+    is a bug in the figure's code, so it raises :class:`AssertionError` naming the axes."""
+    problems = unlabelled(fig)
+    if problems:
+        raise AssertionError(f"The figure for {Path(path).name} is not fully labelled: {'; '.join(problems)}.")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")
     return Path(path)

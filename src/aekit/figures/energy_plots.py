@@ -15,7 +15,7 @@ import torch
 
 from aekit.data.base import Dataset
 from aekit.errors import ConfigError
-from aekit.figures.canvas import PathLike, figure, floats, save, subsample
+from aekit.figures.canvas import PathLike, figure, floats, save_figure, subsample
 
 _MARGIN = 1.0  # latent units added on each side of the codes in view
 
@@ -76,17 +76,18 @@ def plot_decoder_curve(
     fig = figure(7, 5, layout="constrained")
     ax = fig.add_subplot()
     ax.scatter(shown[:, 0], shown[:, 1], s=5, c="tab:blue", alpha=0.4, lw=0, label="data")
-    points = ax.scatter(curve[:, 0], curve[:, 1], c=z[:, 0].cpu().numpy(), s=3, cmap="viridis", zorder=3)
-    ax.plot(curve[:, 0], curve[:, 1], c="tab:red", lw=1, alpha=0.6, label="Dec(z)")
+    # The curve is drawn as points coloured by z (the colour bar), so its legend entry names those points.
+    points = ax.scatter(curve[:, 0], curve[:, 1], c=z[:, 0].cpu().numpy(), s=3, cmap="viridis", zorder=3,
+                        label="Dec(z), coloured by z")  # fmt: skip
     fig.colorbar(points, ax=ax, label="z")
     if true_w is not None:
         true = true_curve(400, w1=true_w[0], w2=true_w[1])
         ax.plot(*np.vstack([true, true[:1]]).T, "k--", lw=1.2, label=f"true ellipse w = {tuple(true_w)}")
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.set(aspect="equal", xlabel="y1", ylabel="y2")
+    ax.legend(loc="upper right", fontsize=8, markerscale=3)
     ax.set_title(f"Decoder curve for z in [{lo + _MARGIN / 2:.2f}, {hi - _MARGIN / 2:.2f}]")
     ax.grid(alpha=0.3)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_energy_landscape(
@@ -149,8 +150,8 @@ def plot_energy_landscape(
         shown = y[subsample(len(y))]
         ax.scatter(shown[:, 0], shown[:, 1], s=3, c="tab:cyan", alpha=0.5, lw=0, label="data")
         ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"Free energy {name} over the data plane")
-    return save(fig, path)
+    ax.set(title=f"Free energy {name} over the data plane", xlabel="y1", ylabel="y2")
+    return save_figure(fig, path)
 
 
 def plot_latent_energy(model: Any, y: Any, path: PathLike, *, max_points: int = 4) -> Path:
@@ -198,10 +199,9 @@ def plot_latent_energy(model: Any, y: Any, path: PathLike, *, max_points: int = 
             if z_tilde is not None:
                 ax.plot(*z_tilde[i].cpu().numpy(), "o", c="cyan", ms=7, mfc="none", mew=1.5)
             ax.set_title(f"y = ({row[0]:.2f}, {row[1]:.2f})", fontsize=9)
-            ax.set_xlabel("z1")
-        axes[0].set_ylabel("z2")
+            ax.set(xlabel="z1", ylabel="z2")
         fig.colorbar(image, ax=list(axes), label="log(E - min E)")
     fig.suptitle(
         "Energy of observations over the latent: ★ z^ inferred" + (", ○ z~ encoder" if z_tilde is not None else "")
     )
-    return save(fig, path)
+    return save_figure(fig, path)

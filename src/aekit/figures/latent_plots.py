@@ -15,7 +15,8 @@ from matplotlib.collections import EllipseCollection
 from matplotlib.patches import Circle, Rectangle
 
 from aekit.errors import ConfigError, DataError
-from aekit.figures.canvas import PathLike, class_colours, figure, floats, save, subsample, to_numpy
+from aekit.figures.canvas import PathLike, class_colours, figure, floats, save_figure, subsample, to_numpy
+from aekit.figures.plots import feature_label
 
 _MAX_FEATURES = 8  # tabular pictures draw one line per feature, the first ones only
 
@@ -48,7 +49,8 @@ def plot_traversal(
     title = title or f"Latent traversal: each {shape} sweeps one dimension, the others stay fixed"
     if g.ndim == 3:
         return _plot_curves(g, v, path, titles=[f"varying {n}" for n in names], xlabel="z value", title=title)
-    return _draw_tiles(g, path, col_labels=[f"{x:.3g}" for x in v], row_labels=names, title=title)
+    return _draw_tiles(g, path, col_labels=[f"{x:.3g}" for x in v], row_labels=names, title=title,
+                       axis_names=("value of the varied dimension", "latent dimension varied"))  # fmt: skip
 
 
 def plot_interpolation(
@@ -67,7 +69,8 @@ def plot_interpolation(
     if s.ndim == 2:
         return _plot_curves(s[None], t, path, titles=[""], xlabel=f"t ({ends[0]} at 0, {ends[1]} at 1)", title=title)
     labels = [ends[0], *(f"{x:.2f}" for x in t[1:-1]), ends[1]]
-    return _draw_tiles(s[None], path, col_labels=labels, row_labels=[""], title=title, framed=(0, len(s) - 1))
+    return _draw_tiles(s[None], path, col_labels=labels, row_labels=[""], title=title, framed=(0, len(s) - 1),
+                       axis_names=("t: position between the ends", ""))  # fmt: skip
 
 
 def plot_bubbles(mean: Any, stddev: Any, path: PathLike, *, labels: Any = None, title: str | None = None) -> Path:
@@ -98,7 +101,7 @@ def plot_bubbles(mean: Any, stddev: Any, path: PathLike, *, labels: Any = None, 
         fontsize=11,
     )
     ax.grid(alpha=0.3)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_manifold(images: Any, z1: Any, z2: Any, path: PathLike, *, title: str) -> Path:
@@ -127,14 +130,14 @@ def plot_beta_sweep(panels: Sequence[tuple[float, Any, Any, dict]], path: PathLi
         colour, handles = label_colours(None if labels is None else labels[keep])
         ax.scatter(codes[keep, 0], codes[keep, 1], c=colour, s=9, alpha=0.75, lw=0)
         ax.add_patch(Circle((0, 0), 1.0, fill=False, ls="--", lw=1.2, color="0.2"))
-        names = ("PC1", "PC2") if latent_dim > 2 else ("z1", "z2" if latent_dim == 2 else "")
+        names = ("PC1", "PC2") if latent_dim > 2 else ("z1", "z2" if latent_dim == 2 else "(none: 1-D latent)")
         ax.set(xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal", xlabel=names[0], ylabel=names[1])
         ax.set_title(f"β = {beta:g}\nrecon {metrics['recon_nats']:.1f} nats, KL {metrics['kl']:.3g} nats", fontsize=11)
         ax.grid(alpha=0.3)
     if handles:
         axes[-1].legend(handles=handles, title="label", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.suptitle("Test-set posterior means for each KL weight β (dashed: 1 sd of the prior)", fontsize=12)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---- drawing helpers ---------------------------------------------------------------------------------------
@@ -180,8 +183,10 @@ def _draw_tiles(
         ax.add_patch(Rectangle((pad + j * (w + pad) - 1, 0), w + 1, r * (h + pad), fill=False, ec="tab:red", lw=2))
     if axis_names:
         ax.set(xlabel=axis_names[0], ylabel=axis_names[1])
+    if not any(row_labels):  # one unlabelled strip: no y axis to explain
+        ax.yaxis.set_visible(False)
     ax.set_title(title, fontsize=10, wrap=True)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def _plot_curves(
@@ -196,10 +201,10 @@ def _plot_curves(
         ax.set_visible(False)
     for ax, panel, name in zip(axes, curves, titles, strict=False):
         for f in range(min(d, _MAX_FEATURES)):
-            ax.plot(xs, panel[:, f], marker="o", ms=3, label=f"x{f}")
+            ax.plot(xs, panel[:, f], marker="o", ms=3, label=feature_label(f))
         ax.set(title=name, xlabel=xlabel, ylabel="decoded value")
         ax.grid(alpha=0.3)
     shown = f" (first {_MAX_FEATURES} of {d} features)" if d > _MAX_FEATURES else ""
     axes[0].legend(fontsize=7)
     fig.suptitle(title + shown, fontsize=11)
-    return save(fig, path)
+    return save_figure(fig, path)

@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from aekit.errors import DataError
-from aekit.figures.canvas import DPI, PathLike, class_colours, figure, floats, save, subsample, to_numpy
+from aekit.evaluation.glossary import describe
+from aekit.figures.canvas import DPI, PathLike, class_colours, figure, floats, save_figure, subsample, to_numpy
 
 Names = Sequence[str] | None
 _MAX_PER_ROW = 16  # images per labelled row before the rows wrap
@@ -62,7 +63,7 @@ def _tile(blocks: list[tuple[str | None, np.ndarray, bool]], ncols: int) -> tupl
     return canvas, labels, max(h, w)
 
 
-def _draw_canvas(canvas: np.ndarray, labels: list, tile: int, title: str | None, path) -> Path:
+def _draw_canvas(canvas: np.ndarray, labels: list, tile: int, title: str, path) -> Path:
     """Draw a tiled canvas pixel-exactly, enlarged by an integer factor so that small images stay visible."""
     ch, cw = canvas.shape[:2]
     # At least ~3 in overall and ~48 px per tile, at most ~16 in.
@@ -71,8 +72,8 @@ def _draw_canvas(canvas: np.ndarray, labels: list, tile: int, title: str | None,
     img_w, img_h = cw * scale, ch * scale
     label_w = max(len(text) for _, text in labels) * 8 + 16 if labels else 0
     fig_w = img_w + label_w
-    lines = textwrap.wrap(title, max(20, fig_w // 9)) if title else []
-    fig_h = img_h + (18 * len(lines) + 14 if lines else 0)
+    lines = textwrap.wrap(title, max(20, fig_w // 9))
+    fig_h = img_h + 18 * len(lines) + 14
     fig = figure(fig_w / DPI, fig_h / DPI)
     ax = fig.add_axes((label_w / fig_w, 0, img_w / fig_w, img_h / fig_h))
     grey = {"cmap": "gray", "vmin": 0, "vmax": 1}
@@ -81,9 +82,8 @@ def _draw_canvas(canvas: np.ndarray, labels: list, tile: int, title: str | None,
     ax.set_axis_off()
     for y, text in labels:  # pixel centres sit on integers, edges on -0.5
         ax.text(-0.5 - 6 / scale, y - 0.5, text, ha="right", va="center", fontsize=10)
-    if lines:
-        fig.text(0.5, 1 - 6 / fig_h, "\n".join(lines), ha="center", va="top", fontsize=11)
-    return save(fig, path)
+    fig.suptitle("\n".join(lines), x=0.5, y=1 - 6 / fig_h, ha="center", va="top", fontsize=11)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(images: Any, path: PathLike, *, nrow: int | None = None, title: str | None = None) -> Path:
@@ -94,9 +94,10 @@ def plot_image_grid(images: Any, path: PathLike, *, nrow: int | None = None, tit
     images : array or tensor (N, C, H, W), values in [0, 1], C = 1 (grey) or 3 (RGB).
     path : where to write the PNG.
     nrow : images per row (as in torchvision's ``make_grid``); default a near-square grid.
-    title : optional caption above the grid.
+    title : caption above the grid (default: how many images it shows).
     """
     imgs = _images(images, "images")
+    title = title or f"{len(imgs)} image{'s' if len(imgs) != 1 else ''}"
     ncols = nrow if nrow and nrow > 0 else math.ceil(math.sqrt(len(imgs)))
     canvas, _, tile = _tile([(None, imgs, False)], min(ncols, len(imgs)))
     return _draw_canvas(canvas, [], tile, title, path)
@@ -120,6 +121,7 @@ def plot_rows(rows: Sequence[tuple[str, Any]], path: PathLike, *, title: str | N
         if len(images) > start
     ]
     canvas, labels, tile = _tile(blocks, per_row)
+    title = title or " / ".join(label for label, _ in named if label) or f"{len(named)} rows of images"
     return _draw_canvas(canvas, labels, tile, title, path)
 
 
@@ -133,6 +135,7 @@ def plot_reconstructions(
             f"originals and reconstructions must have the same shape; got {tuple(orig.shape)} and "
             f"{tuple(recon.shape)} (first n={n} of each)."
         )
+    title = title or "Original images (top of each pair) and their reconstructions"
     return plot_rows([("original", orig), ("reconstructed", recon)], path, title=title)
 
 
@@ -172,11 +175,13 @@ def plot_loss_curves(metrics: Sequence[dict], path: PathLike) -> Path:
             colour, style = _SPLITS[split]
             marker = "o" if len(xs) <= 30 else None
             ax.plot(xs, ys, color=colour, linestyle=style, marker=marker, markersize=3, label=split)
-        ax.set(title=term, xlabel="epoch")
+        described = describe(term)
+        unit = described[0] if described and described[0] else ""
+        ax.set(title=term, xlabel="epoch", ylabel=f"{term} ({unit})" if unit else term)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latent_scatter(codes: Any, labels: Any, path: PathLike, *, title: str | None = None) -> Path:
@@ -232,7 +237,7 @@ def plot_latent_scatter(codes: Any, labels: Any, path: PathLike, *, title: str |
     shown = f" — {len(z):,} of {n:,} points" if len(z) < n else ""
     ax.set_title((title or f"Latent codes (K = {k}{', PCA' if k > 2 else ''})") + shown)
     ax.grid(alpha=0.3)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---- tabular data ----------------------------------------------------------------------------------------
@@ -248,11 +253,17 @@ def _tabular(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def _feature_panels(d: int, max_features: int, feature_names: Names) -> tuple:
-    """A figure with one panel per shown feature; returns it, the panels and the features' names."""
+def feature_label(i: int) -> str:
+    """The name of feature ``i`` when the data's column names are unknown (0-based, as in the array)."""
+    return f"feature {i}"
+
+
+def _feature_panels(d: int, max_features: int, feature_names: Names, title: str) -> tuple:
+    """A figure with one panel per shown feature, titled ``title`` and how many of the ``d`` features it
+    shows; returns it, the panels and the features' names (the CSV's columns, else ``feature i``)."""
     if feature_names is not None and len(feature_names) != d:
         raise DataError(f"feature_names has {len(feature_names)} names for {d} features.")
-    names = [str(s)[:30] for s in feature_names] if feature_names is not None else [f"x{i}" for i in range(d)]
+    names = [str(s)[:30] for s in feature_names] if feature_names is not None else [feature_label(i) for i in range(d)]
     count = max(1, min(d, max_features))
     ncols = min(4, count)
     nrows = math.ceil(count / ncols)
@@ -260,6 +271,8 @@ def _feature_panels(d: int, max_features: int, feature_names: Names) -> tuple:
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[count:]:
         ax.set_visible(False)
+    shown = f"first {count} of {d} features" if count < d else f"all {d} feature{'s' if d != 1 else ''}"
+    fig.suptitle(f"{title} ({shown})", fontsize=12)
     return fig, axes[:count], names[:count]
 
 
@@ -270,15 +283,17 @@ def plot_feature_reconstruction(
     *,
     max_features: int = 8,
     feature_names: Names = None,
+    title: str = "Reconstruction per feature",
 ) -> Path:
     """Write true against reconstructed values for the first ``max_features`` features of tabular data (N, D).
 
     Each panel shows the line y = x and the feature's R² over all rows ('n/a' for a constant feature).
+    ``feature_names`` (D,) name the panels, else ``feature i``; the title says how many features are shown.
     """
     true, recon = _tabular(originals, "originals"), _tabular(reconstructions, "reconstructions")
     if true.shape != recon.shape:
         raise DataError(f"originals and reconstructions must have the same shape; got {true.shape} and {recon.shape}.")
-    fig, axes, names = _feature_panels(true.shape[1], max_features, feature_names)
+    fig, axes, names = _feature_panels(true.shape[1], max_features, feature_names, title)
     keep = subsample(len(true))
     for j, (ax, name) in enumerate(zip(axes, names, strict=False)):
         t, r = true[:, j], recon[:, j]
@@ -293,17 +308,25 @@ def plot_feature_reconstruction(
         ax.set_title(f"{name}{chr(10) if len(name) > 16 else '   '}R² = {r2}", fontsize=11)
         ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_feature_samples(
-    data: Any, samples: Any, path: PathLike, *, max_features: int = 8, feature_names: Names = None
+    data: Any,
+    samples: Any,
+    path: PathLike,
+    *,
+    max_features: int = 8,
+    feature_names: Names = None,
+    title: str = "Data vs samples per feature",
 ) -> Path:
-    """Write per-feature histograms (densities) of data and model samples overlaid, first ``max_features``."""
+    """Write per-feature histograms (densities) of data and model samples overlaid, first ``max_features``.
+
+    ``feature_names`` (D,) name the panels, else ``feature i``; the title says how many features are shown."""
     real, fake = _tabular(data, "data"), _tabular(samples, "samples")
     if real.shape[1] != fake.shape[1]:
         raise DataError(f"data has {real.shape[1]} features but samples have {fake.shape[1]}.")
-    fig, axes, names = _feature_panels(real.shape[1], max_features, feature_names)
+    fig, axes, names = _feature_panels(real.shape[1], max_features, feature_names, title)
     for j, (ax, name) in enumerate(zip(axes, names, strict=False)):
         d, s = real[:, j], fake[:, j]
         d, s = d[np.isfinite(d)], s[np.isfinite(s)]
@@ -314,7 +337,7 @@ def plot_feature_samples(
         bins = np.linspace(lo, hi, 31) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, 31)
         ax.hist(d, bins=bins, density=True, color="0.6", alpha=0.7, label="data")
         ax.hist(s, bins=bins, density=True, histtype="step", color="tab:red", linewidth=1.5, label="samples")
-        ax.set(title=name, ylabel="density")
+        ax.set(title=name, xlabel="value", ylabel="density")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    return save(fig, path)
+    return save_figure(fig, path)

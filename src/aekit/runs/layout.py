@@ -9,6 +9,7 @@
     checkpoint.safetensors   the latest weights, optimiser and RNG state, for --resume
     metrics.jsonl            one JSON record per epoch
     summary.json             training summary and test-set metrics
+    command.txt              the command that made the run (aekit train ..., or the aekit.train(...) call)
     prior.safetensors, prior.json   a VQ-VAE's PixelCNN prior (aekit train-prior)
     plots/*.png, report.html
 
@@ -31,8 +32,10 @@ CONFIG, DATA_INFO, NETWORKS = "config.yaml", "data.json", "networks.json"
 WEIGHTS, CHECKPOINT = "model.safetensors", "checkpoint.safetensors"
 METRICS, SUMMARY, REPORT = "metrics.jsonl", "summary.json", "report.html"
 PRIOR_WEIGHTS, PRIOR_INFO = "prior.safetensors", "prior.json"
+COMMAND = "command.txt"
 PLOTS = "plots"
-RUN_FILES = (CONFIG, DATA_INFO, NETWORKS, WEIGHTS, CHECKPOINT, METRICS, SUMMARY, REPORT, PRIOR_WEIGHTS, PRIOR_INFO)
+RUN_FILES = (CONFIG, DATA_INFO, NETWORKS, WEIGHTS, CHECKPOINT, METRICS, SUMMARY, REPORT, PRIOR_WEIGHTS, PRIOR_INFO,
+             COMMAND)  # fmt: skip
 
 
 def read_config(path: Path) -> RunConfig:
@@ -110,3 +113,30 @@ def clear_run_dir(path: Path) -> None:
     if plots.is_dir():
         for png in plots.glob("*.png"):
             png.unlink()
+
+
+def read_command(path: Path) -> str | None:
+    """The command that made the run, or None for a run directory that does not record it."""
+    file = path / COMMAND
+    if not file.is_file():
+        return None
+    return file.read_text(encoding="utf-8").strip() or None
+
+
+def api_command(function: str, *args: Any, **kwargs: Any) -> str:
+    """A Python call as it would be typed, e.g. ``aekit.train(model='vae', epochs=2)``: what a run made
+    from Python records as its command. Objects without a short literal form show as ``<ClassName>``."""
+    shown = [_literal(a) for a in args] + [f"{k}={_literal(v)}" for k, v in kwargs.items()]
+    return f"{function}({', '.join(shown)})"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, Path):
+        return repr(str(value))
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value):
+        return repr(value)
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return "{" + ", ".join(f"{k!r}: {_literal(v)}" for k, v in value.items()) + "}"
+    return f"<{type(value).__name__}>"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from aekit.config import CUSTOM, RunConfig, from_dict, save_yaml
-from aekit.data import Dataset, NpyRows, load_dataset
+from aekit.data import Dataset, NpyRows, in_memory, load_dataset
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluation.metrics import evaluate
 from aekit.fsutil import atomic_write_text
@@ -28,12 +28,14 @@ from aekit.parts.likelihoods import resolve_likelihood
 from aekit.runs.artifacts import write_artifacts
 from aekit.runs.layout import (
     CHECKPOINT,
+    COMMAND,
     CONFIG,
     DATA_INFO,
     METRICS,
     NETWORKS,
     SUMMARY,
     WEIGHTS,
+    api_command,
     clear_run_dir,
     read_config,
     read_json,
@@ -57,16 +59,16 @@ class Run:
 
     def encode(self, x: Any, y: Any = None) -> torch.Tensor:
         """Codes ``(N, K)`` of samples ``x`` (posterior means for a VAE); ``y``: labels of a conditional model."""
-        return self._batched(self.model.encode, self._prepare(x), self._labels(y))
+        return self._batched(self.model.encode, self._prepare(x), self.labels_for_model(y))
 
     def decode(self, z: Any, y: Any = None) -> torch.Tensor:
         """Decoded samples for codes ``z``, in the data's units."""
         z = torch.as_tensor(z, dtype=torch.float32)
-        return self.denormalize(self._batched(self.model.decode, z, self._labels(y)))
+        return self.denormalize(self._batched(self.model.decode, z, self.labels_for_model(y)))
 
     def reconstruct(self, x: Any, y: Any = None) -> torch.Tensor:
         """Reconstructions of ``x``, in the data's units."""
-        return self.denormalize(self._batched(self.model.reconstruct, self._prepare(x), self._labels(y)))
+        return self.denormalize(self._batched(self.model.reconstruct, self._prepare(x), self.labels_for_model(y)))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, label: int | None = None, prior: str = "learned") -> torch.Tensor:
@@ -95,11 +97,27 @@ class Run:
         """The run's data set (or ``spec``), split, normalised and binarised exactly as in training."""
         return load_config_data(self.config, spec, self.data_info.get("normalization") or None)
 
+    def load_rows(self, spec: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every sample of the file or folder ``spec``, in its own order and not split, normalised with
+        the run's statistics (new data to encode or score); labels where the source has them (CSV: the
+        run's label column). A file with fixed splits (.npz with x_train...) gives them one after another."""
+        d = self.config.data
+        data = load_dataset(
+            spec, valid_fraction=0.0, test_fraction=0.0, normalize=d.normalize,
+            normalization=self.data_info.get("normalization") or {}, label_column=d.label_column,
+            mnist_train=d.mnist_train, storage="memory",
+        )  # fmt: skip
+        parts = [(data.train, data.train_labels), (data.valid, data.valid_labels), (data.test, data.test_labels)]
+        parts = [(x, y) for x, y in parts if len(x)]
+        x = torch.cat([in_memory(x) for x, _ in parts])
+        labels = torch.cat([y for _, y in parts]) if all(y is not None for _, y in parts) else None
+        check_sample_shape(x, self.model.sample_shape, f"this run (the data in '{spec}')")
+        return x, labels
+
     def evaluate(self, x: Any, y: torch.Tensor | None = None, **kwargs: Any) -> dict[str, Any]:
         """Test metrics (see :mod:`aekit.evaluation.metrics`) of already-normalised samples ``x``."""
-        check_sample_shape(x, self.model.sample_shape, "evaluate")
-        self.model.check_data(x, "the evaluation data")
-        return evaluate(self.model, x, y=self._labels(y), **kwargs)
+        self.check_data(x, "the evaluation data")
+        return evaluate(self.model, x, y=self.labels_for_model(y), **kwargs)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -115,7 +133,14 @@ class Run:
         norm = self.data_info.get("normalization") or {}
         return x * torch.tensor(norm["std"]) + torch.tensor(norm["mean"]) if norm else x
 
-    def _labels(self, y: Any) -> torch.Tensor | None:
+    def check_data(self, x: Any, what: str = "the data") -> None:
+        """Raise DataError when ``x`` (normalised) has the wrong shape, non-finite values, or values the
+        model's likelihood cannot take."""
+        check_sample_shape(x, self.model.sample_shape, what)
+        self.model.check_data(x, what)
+
+    def labels_for_model(self, y: Any) -> torch.Tensor | None:
+        """The labels a conditional model needs (checked against its classes); None for other models."""
         if not self.model.capabilities.conditional:
             return None
         if y is None:
@@ -158,6 +183,7 @@ def train(
     report: bool = True,
     encoder: nn.Module | None = None,
     decoder: nn.Module | None = None,
+    command: str | None = None,
     **overrides: Any,
 ) -> Run:
     """Train a model and write its run directory; return the loaded :class:`Run`.
@@ -166,8 +192,15 @@ def train(
     such as ``model="ae"``, ``latent_dim=2``, ``epochs=10``. ``dataset`` replaces loading
     ``config.data.data`` (useful for in-memory data from Python). ``encoder`` and ``decoder`` are
     your own networks in place of the family's (see :func:`aekit.build_model`); the run directory
-    records their classes, and :func:`load_run` needs them passed again.
+    records their classes, and :func:`load_run` needs them passed again. ``command`` is recorded in
+    ``command.txt`` as what made the run (``aekit train`` passes its command line); by default the
+    call itself, e.g. ``aekit.train(model='vae', epochs=2)``.
     """
+    if command is None:
+        given = {"out": out, "overwrite": overwrite or None, "dataset": dataset, "report": None if report else False,
+                 "encoder": encoder, "decoder": decoder}  # fmt: skip
+        args = () if config is None else (config,)
+        command = api_command("aekit.train", *args, **overrides, **{k: v for k, v in given.items() if v is not None})
     if isinstance(config, Mapping):  # one set of keys: a preset named in either applies to both
         config, overrides = from_dict({**config, **overrides}), {}
     config = (config or RunConfig()).replace(**overrides).validate()
@@ -200,6 +233,8 @@ def train(
         "sizes": {s: len(getattr(dataset, s)) for s in ("train", "valid", "test")},
         "storage": "stream" if isinstance(dataset.train, NpyRows) else "memory",
     }
+    if dataset.feature_names is not None:
+        info["feature_names"] = list(dataset.feature_names)
     atomic_write_text(path / CONFIG, save_yaml(config))
     atomic_write_text(path / DATA_INFO, json.dumps(info, indent=2))
     if encoder is not None or decoder is not None:
@@ -207,7 +242,7 @@ def train(
         atomic_write_text(path / NETWORKS, json.dumps(networks, indent=2))
     trainer = Trainer(model, config.train, batch_transform=_batch_transform(config))
     run = Run(path, config, model, info)
-    return _fit(run, trainer, dataset, history=[], report=report)
+    return _fit(run, trainer, dataset, history=[], report=report, command=command)
 
 
 def resume(
@@ -235,8 +270,14 @@ def resume(
     return _fit(run, trainer, run.load_data(), history=history, report=report)
 
 
-def _fit(run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], report: bool) -> Run:
+def _fit(
+    run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], report: bool, command: str | None = None
+) -> Run:
+    """Train, then write the summary, plots and report. ``command`` (a new run) is recorded in command.txt;
+    a resumed run keeps the command that made it."""
     path = run.path
+    if command is not None:
+        atomic_write_text(path / COMMAND, command + "\n")
 
     def save_epoch(tr: Trainer, record: dict[str, Any], improved: bool) -> None:
         history.append(record)
@@ -259,6 +300,9 @@ def _fit(run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], r
     test = {}
     if len(dataset.test):
         test = run.evaluate(dataset.test, dataset.test_labels, iw_samples=0)
+    # samples_per_s is the overall rate: every epoch trains on the whole split, and state.train_seconds
+    # sums all epochs, resumed ones included (the last epochs' rates alone leave out the slow first ones).
+    samples = len(dataset.train) * state.epoch
     summary = {
         "model": run.config.model.model,
         "data": dataset.name,
@@ -268,7 +312,7 @@ def _fit(run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], r
         "stopped_early": state.stopped_early,
         "steps": state.step,
         "train_seconds": round(state.train_seconds, 3),
-        "samples_per_s": round(sum(r["samples_per_s"] for r in history[-5:]) / max(len(history[-5:]), 1), 1),
+        "samples_per_s": round(samples / state.train_seconds, 1) if state.train_seconds else 0.0,
         "device": str(trainer.device),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "test": test,
@@ -349,6 +393,8 @@ def load_config_data(config: RunConfig, spec: str | None = None, normalization: 
         label_column=d.label_column,
         mnist_train=d.mnist_train,
         storage=d.storage,
+        classes=d.classes,
+        exclude_classes=d.exclude_classes,
     )
     return binarize_dataset(dataset, d.binarize, d.binarize_seed)
 

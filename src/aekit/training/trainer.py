@@ -158,8 +158,9 @@ class Trainer:
                 model.train()
                 start = time.perf_counter()
                 sums = torch.zeros(len(names), device=self.device)
+                seen = 0  # samples so far this epoch: the last batch may be smaller than batch_size
                 self._set_lr()
-                for i, (xb, yb) in enumerate(self._batches(x_train, y_train, bs)):
+                for xb, yb in self._batches(x_train, y_train, bs):
                     if self.batch_transform is not None:
                         xb = self.batch_transform(xb)
                     with self.autocast():
@@ -176,9 +177,10 @@ class Trainer:
                     state.step += 1
                     with torch.no_grad():
                         sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(xb)
+                    seen += len(xb)
                     bar.update(1)
                     if state.step % self.log_every == 0:  # the only host sync inside an epoch
-                        bar.set_postfix(epoch=state.epoch + 1, loss=f"{float(sums[0]) / ((i + 1) * bs):.4g}")
+                        bar.set_postfix(epoch=state.epoch + 1, loss=f"{float(sums[0]) / seen:.4g}")
                 seconds = time.perf_counter() - start
                 state.epoch += 1
                 state.train_seconds += seconds
