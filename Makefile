@@ -5,8 +5,13 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 OUT ?= runs/digits-vae
+# The browser tests (tests/test_browser.py) drive Debian's Chromium through its chromedriver, never a download.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+# Where the set-up can install the browser (as root, as on CI) the browser tests fail rather than skip without it.
+AEKIT_REQUIRE_BROWSER ?= $(if $(or $(filter 0,$(shell id -u)),$(filter 1 true yes,$(CI))),1,0)
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup browser demo test lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +20,18 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 setup: $(BIN)/.installed
+
+# Headless Chromium and chromedriver for the browser tests, from apt when missing (needs root; otherwise a note,
+# and those tests skip).
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+	else \
+		echo "note: $(CHROMIUM) or $(CHROMEDRIVER) is missing and this is not root, so the browser tests will skip."; \
+		echo "      Install them with: sudo apt-get install --no-install-recommends chromium chromium-driver"; \
+	fi
 
 # The main job: train a VAE on the embedded digits data set, write its run directory and report.
 demo: setup
@@ -28,8 +45,8 @@ format: setup
 	$(BIN)/ruff check --fix src tests experiments bench
 	$(BIN)/ruff format src tests experiments bench
 
-test: lint
-	$(BIN)/python -m pytest -q -n 2
+test: lint browser
+	AEKIT_REQUIRE_BROWSER=$(AEKIT_REQUIRE_BROWSER) $(BIN)/python -m pytest -q -n 2
 
 # The performance benchmark (docs/performance.md; about 12 minutes on 2 cores): training throughput of
 # the MLP VAE, conv AE and VQ-VAE against minimal hand-written loops and the matmul limit, evaluation
