@@ -26,17 +26,19 @@ vq    aekit ``--model vq-vae`` with its defaults (bernoulli): 4x4 stride-2 convs
       same weights.
 
 eval  The MLP VAE of bench_train.py (784-400-20, ReLU, bernoulli), trained for one epoch by
-      ``aekit.train``. The negative ELBO of the MNIST test set (10,000 images, batch 1024, one
-      posterior draw): a minimal ``no_grad`` loop and ``Run.evaluate`` (``iw_samples=0``; it also
-      computes mse, psnr, the KL per dimension and active units), each timed over ELBO_PASSES passes
-      of the test set, and ``aekit eval --iw-samples 0``, timed from outside, wall-clock (process
-      start-up, imports and data loading included; the start-up of a process that only loads the run
-      and its data is printed beside it). The importance-weighted bound on ``--iw-images`` test
-      images with K = 100 and 1000: a minimal loop (logsumexp over K, about 8192 decoder outputs per
-      pass as in aekit) against ``aekit.evaluation.bounds.iw_nll``, also with its periodic ``malloc_trim``
-      switched off. The values of minimal and aekit code are printed side by side; the IW loops draw
-      the same noise (a generator seeded 0, the same shapes in the same order), so they agree to
-      rounding, while the -ELBO's single draw comes from different generators.
+      ``aekit.train``. The negative ELBO of the MNIST test set (10,000 images, batch 1024, one posterior
+      draw), each contender against its hand-written twin: the -ELBO alone (a minimal ``no_grad`` loop
+      against aekit's per-sample ``score_samples(kind="neg_elbo")``, what ``aekit score`` runs), and every
+      test metric (a minimal loop that also computes the KL per dimension, the error of the reconstruction
+      at the posterior mean and the active units, against ``Run.evaluate`` with ``iw_samples=0``), each
+      timed over ELBO_PASSES passes of the test set, and ``aekit eval --iw-samples 0``, timed from
+      outside, wall-clock (process start-up, imports and data loading included; the start-up of a process
+      that only loads the run and its data is printed beside it). The importance-weighted bound on
+      ``--iw-images`` test images with K = 100 and 1000: a minimal loop (logsumexp over K, about 8192 decoder
+      outputs per pass as in aekit) against ``aekit.evaluation.bounds.iw_nll``, also with its periodic
+      ``malloc_trim`` switched off. The values of minimal and aekit code are printed side by side; the IW
+      loops draw the same noise (a generator seeded 0, the same shapes in the same order), so they agree
+      to rounding, while the -ELBO's single draw comes from different generators.
 
 Usage: python bench/bench_models.py [--rounds 3] [--only conv|vq|eval] [--samples N] [--json PATH]
 """
@@ -65,6 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import aekit
+from aekit.evaluation.scores import score_samples
 
 # The module of the bound, whose release_freed_memory the "malloc_trim off" contender replaces.
 evaluate_module = importlib.import_module("aekit.evaluation.bounds")
@@ -347,6 +350,31 @@ def minimal_neg_elbo(model: MinimalVAE, x: torch.Tensor, seed: int = 0) -> float
 
 
 @torch.no_grad()
+def minimal_metrics(model: MinimalVAE, x: torch.Tensor, seed: int = 0) -> float:
+    """What ``Run.evaluate`` reports, hand-written: -ELBO with one draw, KL per dimension, the squared error
+    of the reconstruction at the posterior mean (mse, psnr) and the active units; returns the -ELBO."""
+    gen, total, sse, kl_dims, means = torch.Generator().manual_seed(seed), 0.0, 0.0, 0.0, []
+    for i in range(0, len(x), EVAL_BATCH):
+        xb = x[i : i + EVAL_BATCH].flatten(1)
+        mean, logvar = model.encode(xb)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+        recon = F.binary_cross_entropy_with_logits(model.decode(z), xb, reduction="sum")
+        kl = 0.5 * (logvar.exp() - logvar - 1 + mean.square())
+        total += float(recon + kl.sum())
+        kl_dims = kl_dims + kl.sum(0)
+        sse += float((torch.sigmoid(model.decode(mean)) - xb).square().sum())
+        means.append(mean)
+    active = int((torch.cat(means).double().var(0) > 0.01).sum())
+    assert sse > 0 and active >= 0 and len(kl_dims) == mean.shape[1]
+    return total / len(x)
+
+
+def aekit_neg_elbo(model: nn.Module, x: torch.Tensor) -> float:
+    """aekit's per-sample -ELBO (``aekit score --score neg_elbo``): one encoder and decoder pass per batch."""
+    return float(score_samples(model, x, kind="neg_elbo", batch_size=EVAL_BATCH).mean())
+
+
+@torch.no_grad()
 def minimal_iw(model: MinimalVAE, x: torch.Tensor, k: int, seed: int = 0) -> float:
     """Mean importance-weighted bound -log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x), in nats."""
     gen, rows, out = torch.Generator().manual_seed(seed), max(1, MAX_DECODED // k), []
@@ -390,8 +418,11 @@ def subprocess_seconds(cmd: list[str]) -> tuple[float, str]:
 
 
 def elbo_part(run: aekit.Run, minimal: MinimalVAE, test: torch.Tensor, rounds: int) -> dict:
-    """-ELBO of the whole test set: minimal loop, Run.evaluate and ``aekit eval`` timed from outside."""
-    values: dict[str, list[float]] = {"minimal": [], "aekit API": [], "aekit CLI": []}
+    """-ELBO of the whole test set, two ways, each against its hand-written twin: the -ELBO alone (minimal
+    loop vs aekit's per-sample score) and every test metric (minimal loop vs Run.evaluate); ``aekit eval``
+    timed from outside."""
+    values: dict[str, list[float]] = {"minimal": [], "aekit score": [], "minimal metrics": [], "aekit API": [],
+                                      "aekit CLI": []}  # fmt: skip
     startups: list[float] = []
     cli = [sys.executable, "-m", "aekit.cli", "eval", str(run.path), "--iw-samples", "0", "--json"]
     load_only = [sys.executable, "-c", "import sys; from aekit.runs import load_run; "
@@ -409,17 +440,27 @@ def elbo_part(run: aekit.Run, minimal: MinimalVAE, test: torch.Tensor, rounds: i
         "minimal no_grad loop": lambda: timed(
             lambda: minimal_neg_elbo(minimal, test), n, values["minimal"], ELBO_PASSES
         ),
+        "aekit -ELBO per sample (score)": lambda: timed(
+            lambda: aekit_neg_elbo(run.model, test), n, values["aekit score"], ELBO_PASSES
+        ),
+        "minimal loop, all test metrics": lambda: timed(
+            lambda: minimal_metrics(minimal, test), n, values["minimal metrics"], ELBO_PASSES
+        ),
         "aekit API Run.evaluate": lambda: timed(
             lambda: run.evaluate(test, iw_samples=0)["neg_elbo"], n, values["aekit API"], ELBO_PASSES
         ),
         "aekit CLI eval (wall, with start-up)": cli_eval,
     }
-    for name in ("minimal no_grad loop", "aekit API Run.evaluate"):  # warm-up, not counted
+    for name in list(contenders)[:4]:  # warm-up, not counted
         contenders[name]()
     results = interleave(contenders, rounds, "eval -ELBO")
     title = (f"eval: -ELBO of the MNIST test set ({n:,} samples, batch {EVAL_BATCH}), cpu; medians of {rounds} "
              "interleaved rounds")  # fmt: skip
-    summary = table(title, results, "minimal no_grad loop")
+    pick = ("minimal no_grad loop", "aekit -ELBO per sample (score)", "aekit CLI eval (wall, with start-up)")
+    summary = table(title + "; the -ELBO alone", {k: results[k] for k in pick}, "minimal no_grad loop")
+    pick = ("minimal loop, all test metrics", "aekit API Run.evaluate")
+    summary |= table(title + "; every test metric (-ELBO, KL per dimension, mse at the posterior mean, active units)",
+                     {k: results[k] for k in pick}, "minimal loop, all test metrics")  # fmt: skip
     print("-ELBO (nats): " + ", ".join(f"{name} {v[-1]:.3f}" for name, v in values.items()))
     # The evaluation itself is a small part of the CLI's wall time: most of it is start-up.
     startup = statistics.median(startups)

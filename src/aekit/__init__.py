@@ -20,6 +20,8 @@ penalty, a likelihood or a family.
 __version__ = "0.2.0"
 
 from aekit import parts
+from aekit.analyses.anomaly import score_run
+from aekit.analyses.compare import compare_runs
 from aekit.config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_yaml, model_config
 from aekit.data import Dataset, load_dataset
 from aekit.errors import (
@@ -28,9 +30,11 @@ from aekit.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    MissingDependencyError,
     NotGenerativeError,
 )
 from aekit.evaluation.metrics import evaluate
+from aekit.evaluation.scores import score_samples
 from aekit.models import (
     VQVAE,
     Autoencoder,
@@ -66,6 +70,7 @@ __all__ = [
     "Dataset",
     "LatentEBM",
     "LatentEBMConfig",
+    "MissingDependencyError",
     "Model",
     "ModelConfig",
     "NotGenerativeError",
@@ -77,6 +82,7 @@ __all__ = [
     "VQVAEConfig",
     "__version__",
     "build_model",
+    "compare_runs",
     "evaluate",
     "load_dataset",
     "load_run",
@@ -88,5 +94,7 @@ __all__ = [
     "register_likelihood",
     "register_penalty",
     "resume",
+    "score_run",
+    "score_samples",
     "train",
 ]

@@ -7,6 +7,8 @@
 - :mod:`~aekit.cli.latent`: traverse, interpolate, bubbles, manifold
 - :mod:`~aekit.cli.energy`: energy
 - :mod:`~aekit.cli.score`: score
+- :mod:`~aekit.cli.embed`: embed
+- :mod:`~aekit.cli.compare`: compare
 
 Handlers parse, call the library and print; the work itself lives in the library. Every user error
 is an :class:`aekit.errors.AekitError`: it is printed without a traceback and the command exits
@@ -20,7 +22,7 @@ import logging
 import sys
 
 from aekit import __version__
-from aekit.cli import codes, energy, evaluate, generate, latent, score, train
+from aekit.cli import codes, compare, embed, energy, evaluate, generate, latent, score, train
 from aekit.cli.common import Parser
 from aekit.errors import AekitError, ConfigError
 
@@ -41,6 +43,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     latent.add_parsers(sub)
     energy.add_parsers(sub)
     score.add_parsers(sub)
+    embed.add_parsers(sub)
+    compare.add_parsers(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ from aekit.errors import ConfigError
 from aekit.evaluation.denoising import denoise
 from aekit.evaluation.disentanglement import disentanglement_report
 from aekit.evaluation.linear import pca_baseline, pca_check
+from aekit.evaluation.scores import DEFAULT_IW_SAMPLES
 from aekit.figures import plots
 from aekit.parts.corruption import KINDS
 from aekit.runs.run import load_run
@@ -23,9 +24,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
     p.add_argument("--pca-baseline", action="store_true", help="add PCA's error at k = the code size")
-    p.add_argument("--iw-samples", type=int, default=5000,
-                   help="samples of the importance-weighted bound nll_iw (models with a likelihood bound, e.g. a "
-                        "VAE; 0 skips it; default 5000)")  # fmt: skip
+    p.add_argument("--iw-samples", type=int, default=DEFAULT_IW_SAMPLES,
+                   help="draws of the importance-weighted bound nll_iw (models with a likelihood bound, e.g. a "
+                        f"VAE; 0 skips it; default {DEFAULT_IW_SAMPLES}; the paper protocol is 5000)")  # fmt: skip
 
     p = sub.add_parser(
         "pca-check", help="Compare a linear autoencoder with PCA at the same k (MSE and subspace angles)."
