@@ -481,3 +481,17 @@ def test_classes_errors(tmp_path):
         load_dataset(tmp_path / "x.npy", classes=[0])
     with pytest.raises(ConfigError, match="not both"):
         RunConfig().replace(classes=(1,), exclude_classes=(2,)).validate()
+
+
+def test_data_passed_in_memory_is_normalised_like_loaded_data(tmp_path):
+    import aekit
+    from aekit.data import Dataset
+
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0)) * 10 + 50
+    ds = Dataset("table", "tabular", x[:200], x[200:250], x[250:])
+    run = aekit.train(dataset=ds, model="ae", epochs=1, out=tmp_path / "run", progress=False, report=False)
+    np.testing.assert_allclose(run.data_info["normalization"]["mean"], x[:200].mean(0).numpy(), rtol=1e-4)
+    assert float(ds.train.mean()) > 40  # the caller's data is left as it was
+    raw = aekit.train(dataset=ds, model="ae", epochs=1, normalize="none", out=tmp_path / "raw", progress=False,
+                      report=False)  # fmt: skip
+    assert raw.data_info["normalization"] == {}

@@ -35,6 +35,7 @@ __all__ = [
     "invert_normalization",
     "keep_classes",
     "load_dataset",
+    "normalize_dataset",
 ]
 
 
@@ -251,6 +252,13 @@ def invert_normalization(x: torch.Tensor, normalization: dict) -> torch.Tensor:
         return x
     mean, std = _stats(normalization, x)
     return x * std.to(x.device) + mean.to(x.device)
+
+
+def normalize_dataset(data: Dataset, normalize: str = "auto") -> Dataset:
+    """A copy of an in-memory ``data`` normalised as :func:`load_dataset` would: ``"auto"`` standardises
+    tabular data with its training split's statistics (recorded in ``normalization``) and leaves images."""
+    check_choice("normalize mode", normalize, NORMALIZE_MODES)
+    return _normalize(dataclasses.replace(data), normalize, None)
 
 
 def _normalize(data: Dataset, normalize: str, normalization: dict | None) -> Dataset:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from aekit.config import CUSTOM, RunConfig, from_dict, save_yaml
-from aekit.data import Dataset, NpyRows, in_memory, load_dataset
+from aekit.data import Dataset, NpyRows, in_memory, keep_classes, load_dataset, normalize_dataset
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.evaluation.metrics import evaluate
 from aekit.fsutil import atomic_write_text
@@ -190,7 +190,8 @@ def train(
 
     ``config`` is a :class:`RunConfig` or a dict of (flat or grouped) keys; ``overrides`` are keys
     such as ``model="ae"``, ``latent_dim=2``, ``epochs=10``. ``dataset`` replaces loading
-    ``config.data.data`` (useful for in-memory data from Python). ``encoder`` and ``decoder`` are
+    ``config.data.data`` (useful for in-memory data from Python); the data options apply to it as to
+    loaded data (tabular data is standardised unless ``normalize="none"`` or it carries a normalisation). ``encoder`` and ``decoder`` are
     your own networks in place of the family's (see :func:`aekit.build_model`); the run directory
     records their classes, and :func:`load_run` needs them passed again. ``command`` is recorded in
     ``command.txt`` as what made the run (``aekit train`` passes its command line); by default the
@@ -206,8 +207,13 @@ def train(
     config = (config or RunConfig()).replace(**overrides).validate()
     if dataset is None:
         dataset = load_config_data(config)
-    else:
-        dataset = binarize_dataset(dataset, config.data.binarize, config.data.binarize_seed)
+    else:  # the data options apply to data passed in memory as to data loaded by name
+        d = config.data
+        if d.classes or d.exclude_classes:
+            dataset = keep_classes(dataset, d.classes, d.exclude_classes)
+        if not dataset.normalization:
+            dataset = normalize_dataset(dataset, d.normalize)
+        dataset = binarize_dataset(dataset, d.binarize, d.binarize_seed)
     model_options = set(config.model.field_names())
     if "likelihood" in model_options:
         config = config.replace(likelihood=resolve_likelihood(config.model.likelihood, dataset.train))
