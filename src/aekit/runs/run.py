@@ -191,9 +191,10 @@ def train(
     ``config`` is a :class:`RunConfig` or a dict of (flat or grouped) keys; ``overrides`` are keys
     such as ``model="ae"``, ``latent_dim=2``, ``epochs=10``. ``dataset`` replaces loading
     ``config.data.data`` (useful for in-memory data from Python); the data options apply to it as to
-    loaded data (tabular data is standardised unless ``normalize="none"`` or it carries a normalisation). ``encoder`` and ``decoder`` are
-    your own networks in place of the family's (see :func:`aekit.build_model`); the run directory
-    records their classes, and :func:`load_run` needs them passed again. ``command`` is recorded in
+    loaded data (tabular data is standardised unless ``normalize="none"`` or it carries a
+    normalisation). ``encoder`` and ``decoder`` are your own networks in place of the family's (see
+    :func:`aekit.build_model`); the run directory records their classes, and :func:`load_run` needs
+    them passed again. ``command`` is recorded in
     ``command.txt`` as what made the run (``aekit train`` passes its command line); by default the
     call itself, e.g. ``aekit.train(model='vae', epochs=2)``.
     """
