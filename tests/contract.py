@@ -44,9 +44,10 @@ def check_contract(model: Model, x: torch.Tensor, y: torch.Tensor | None = None)
         torch.testing.assert_close(evaluation.recon, recon)
         assert set(evaluation.terms) == set(terms)
         assert all(v.shape[0] == n for v in evaluation.stats.values())
-        scores = model.sample_scores(evaluation)  # the declared anomaly scores, one per sample
-        assert tuple(scores) == model.score_names
-        assert all(v.shape == (n,) and torch.isfinite(v).all() for v in scores.values())
+        # The declared anomaly scores, one per sample: read off an evaluation pass, or computed directly.
+        for scores in (model.scores_of(evaluation), model.sample_scores(x, y)):
+            assert tuple(scores) == model.score_names
+            assert all(v.shape == (n,) and torch.isfinite(v).all() for v in scores.values())
 
     # Each capability: declared means it works; undeclared means the documented error.
     labels = None if y is None else y[:3]

@@ -75,7 +75,7 @@ def evaluate(
                 for name, value in {**out.terms, **out.stats}.items():
                     collected.setdefault(name, []).append(value)
                 if per_sample is not None:
-                    for name, value in {"point_code": out.code, **model.sample_scores(out)}.items():
+                    for name, value in {"point_code": out.code, **model.scores_of(out)}.items():
                         collected.setdefault(f"keep/{name}", []).append(value)
         gathered = {name: torch.cat(parts).cpu() for name, parts in collected.items()}
         kept = {name[5:]: gathered.pop(name) for name in list(gathered) if name.startswith("keep/")}

@@ -98,7 +98,7 @@ def score_samples(
             if kind == "recon":
                 out.append((model.reconstruct(xb, yb) - xb).flatten(1).square().mean(1))
             else:
-                out.append(model.sample_scores(model.evaluation(xb, yb))[kind])
+                out.append(model.sample_scores(xb, yb)[kind])
     scores = torch.cat(out).double().cpu().numpy()
     if not np.isfinite(scores).all():
         raise DataError(

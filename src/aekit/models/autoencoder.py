@@ -184,12 +184,19 @@ class Autoencoder(Model):
     def score_names(self) -> tuple[str, ...]:
         return ("neg_elbo",) * self.capabilities.likelihood_bound + self.latent.score_names
 
-    def sample_scores(self, out: Evaluation) -> dict[str, torch.Tensor]:
+    def scores_of(self, out: Evaluation) -> dict[str, torch.Tensor]:
         """``neg_elbo`` (recon + KL, one posterior draw) with a likelihood bound; the latent's own scores."""
+        return self._scores(out.terms, out.stats)
+
+    def sample_scores(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        terms, code, _ = self._pass(x, y)  # one decoder pass: the scores need no reconstruction
+        return self._scores(terms, self.latent.evaluation_stats(code))
+
+    def _scores(self, terms: dict[str, torch.Tensor], stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         scores = {}
         if self.capabilities.likelihood_bound:
-            scores["neg_elbo"] = out.terms["recon"] + out.terms["kl"]
-        return scores | self.latent.sample_scores(out.terms, out.stats)
+            scores["neg_elbo"] = terms["recon"] + terms["kl"]
+        return scores | self.latent.sample_scores(terms, stats)
 
     # --- capabilities ----------------------------------------------------------------------------
 

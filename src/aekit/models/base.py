@@ -157,10 +157,15 @@ class Model(nn.Module):
         likelihood bound by that bound (:mod:`aekit.evaluation.scores`)."""
         return ()
 
-    def sample_scores(self, out: Evaluation) -> dict[str, torch.Tensor]:
-        """The scores of :attr:`score_names` per sample ``(N,)`` from one :meth:`evaluation` pass; higher
-        means less likely under the model."""
+    def scores_of(self, out: Evaluation) -> dict[str, torch.Tensor]:
+        """The scores of :attr:`score_names` per sample ``(N,)``, read off one :meth:`evaluation` pass;
+        higher means less likely under the model."""
         return {}
+
+    def sample_scores(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The same scores for a batch, by the cheapest pass that gives them (by default an evaluation
+        pass; a model overrides it to skip what the scores do not need, such as the reconstruction)."""
+        return self.scores_of(self.evaluation(x, y))
 
     # --- capabilities --------------------------------------------------------------------------------
 

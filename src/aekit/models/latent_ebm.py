@@ -176,9 +176,12 @@ class LatentEBM(Model):
     def score_names(self) -> tuple[str, ...]:
         return ("free_energy",)
 
-    def sample_scores(self, out: Evaluation) -> dict[str, torch.Tensor]:
+    def scores_of(self, out: Evaluation) -> dict[str, torch.Tensor]:
         """``free_energy``: min_z E(x, z), low on the data manifold and high off it (seed 000)."""
         return {"free_energy": out.stats["free_energy"]}
+
+    def sample_scores(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return {"free_energy": self.free_energy_inf(x)}  # one inference; the terms are not needed
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The code z^ of each sample after inference ``(N, K)`` (not just the encoder's guess)."""
