@@ -149,3 +149,11 @@ def test_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"aekit {aekit.__version__}"
+
+
+@pytest.mark.parametrize("model", ["ae", "vae", "vq-vae", "latent-ebm"])
+def test_help_shows_every_default_as_a_value(model, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--model", model, "--help"])
+    text = capsys.readouterr().out
+    assert "MISSING" not in text and "object at 0x" not in text

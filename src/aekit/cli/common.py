@@ -4,7 +4,7 @@ the run-and-data arguments, and checked output paths."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def add_config_flags(parser: argparse.ArgumentParser, family: Family) -> None:
         for f in fields(klass):
             flag = "--" + f.name.replace("_", "-")
             hint = field_type(klass, f.name)
-            default = f.default if f.default is not f.default_factory else None
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
             if section == "model" and f.name in governed:
                 default = f"set by --model, else {_shown(fallbacks.get(f.name))}"
                 if f.name == "hidden":

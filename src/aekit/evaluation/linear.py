@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.linalg import subspace_angles
-from sklearn.decomposition import PCA
 
 from aekit.errors import ConfigError
 from aekit.models.base import Model, device_of
@@ -72,6 +70,9 @@ def pca_check(model: Model, train: torch.Tensor, test: torch.Tensor) -> dict[str
     x_test = test.flatten(1).double().numpy()
     if k > min(x_train.shape):
         raise ConfigError(f"pca-check needs k <= min(samples, dimensions) = {min(x_train.shape)}, got k = {k}.")
+    from scipy.linalg import subspace_angles  # imported when used: scikit-learn and SciPy take ~2 s to import
+    from sklearn.decomposition import PCA
+
     pca = PCA(n_components=k).fit(x_train)
     pca_recon = pca.inverse_transform(pca.transform(x_test))
     model.eval()
@@ -93,6 +94,8 @@ def pca_baseline(train: torch.Tensor, x: torch.Tensor, k: int) -> dict[str, floa
     ``pca_sse`` (per sample) on ``x``, the yardstick for any code of size ``k``."""
     if not 0 < k <= min(train.flatten(1).shape):
         raise ConfigError(f"A PCA baseline needs 0 < k <= min(samples, dimensions) = {min(train.flatten(1).shape)}.")
+    from sklearn.decomposition import PCA
+
     pca = PCA(n_components=k).fit(train.flatten(1).double().numpy())
     flat = x.flatten(1).double().numpy()
     err = (pca.inverse_transform(pca.transform(flat)) - flat) ** 2
