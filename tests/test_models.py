@@ -79,3 +79,16 @@ def test_plain_ae_cannot_sample():
 def test_beta_weights_the_kl_term():
     net = build_model(model_config(model="vae", beta=4.0, likelihood="bernoulli"), (1, 8, 8))
     assert net.term_weights == {"recon": 1.0, "kl": 4.0}
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
+def test_nll_of_draws_broadcasts_to_the_repeated_nll(name):
+    from aekit.parts.likelihoods import Likelihood, likelihood_named
+
+    likelihood = likelihood_named(name, (1, 4, 4))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 1, 4, 4, generator=g).round() if name == "bernoulli" else torch.randn(5, 1, 4, 4, generator=g)
+    params = torch.randn(3, 5, 1, 4, 4, generator=g)
+    repeated = Likelihood.nll_of_draws(likelihood, x, params)  # the generic path: x copied k times
+    torch.testing.assert_close(likelihood.nll_of_draws(x, params), repeated)
+    torch.testing.assert_close(repeated[1], likelihood.nll(x, params[1]))

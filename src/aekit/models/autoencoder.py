@@ -226,10 +226,9 @@ class Autoencoder(Model):
 
         def draw(k: int, generator: torch.Generator | None = None) -> torch.Tensor:
             z, log_q = self.latent.posterior_draws(code, k, generator)  # (k, N, K), (k, N)
-            x_rep = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
             y_rep = None if y is None else y.repeat(k)
             params = self.decoder_output(z.reshape(k * n, -1), y_rep)
-            log_lik = -self.likelihood.nll(x_rep, params).view(k, n)
+            log_lik = -self.likelihood.nll_of_draws(x, params.view(k, n, *params.shape[1:]))
             return log_lik + self.latent.prior_log_prob(z) - log_q
 
         return draw

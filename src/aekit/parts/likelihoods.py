@@ -37,6 +37,14 @@ class Likelihood(nn.Module):
         """E[x | params], in the data's units."""
         raise NotImplementedError  # pragma: no cover
 
+    def nll_of_draws(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """:meth:`nll` of k decoder outputs per sample: ``x`` ``(N, *S)``, ``params`` ``(k, N, *S)`` ->
+        ``(k, N)`` (the importance-weighted bound). This default repeats ``x`` k times; the built-in
+        likelihoods broadcast it instead."""
+        k, n = params.shape[:2]
+        x_rep = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
+        return self.nll(x_rep, params.reshape(k * n, *params.shape[2:])).view(k, n)
+
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
 
@@ -53,6 +61,10 @@ class Bernoulli(Likelihood):
         # The logits form is exact and stable; probabilities would saturate at 0 and 1. Under
         # mixed precision the decoder's output is cast up: the sum over pixels needs float32.
         return F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none").flatten(1).sum(1)
+
+    def nll_of_draws(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        target = x.unsqueeze(0).expand_as(logits)  # a view: x is not copied k times
+        return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").flatten(2).sum(2)
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
@@ -93,6 +105,11 @@ class Gaussian(Likelihood):
         z = (x - mean.float()) * torch.exp(-self.log_std)
         per_dim = 0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)
         return per_dim.flatten(1).sum(1)
+
+    def nll_of_draws(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        z = (x.unsqueeze(0) - mean.float()) * torch.exp(-self.log_std)  # broadcast over the k draws
+        per_dim = 0.5 * z.square() + self.log_std + 0.5 * math.log(2 * math.pi)
+        return per_dim.flatten(2).sum(2)
 
     def mean(self, mean: torch.Tensor) -> torch.Tensor:
         return mean
