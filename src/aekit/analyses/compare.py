@@ -13,7 +13,7 @@ Columns (each where it is defined; see :mod:`aekit.evaluation.glossary` for unit
   test split, and the classes they did not see are the anomalies;
 - cost: ``train_seconds``, ``samples_per_s`` and ``parameters`` from the run's summary.
 
-PCA at the same code size k is a baseline row: its reconstruction, its codes' probes and, for
+PCA at the same code size k (narrower than the data) is a baseline row: its reconstruction, its codes' probes and, for
 anomalies, its reconstruction error. Runs must have been trained on the same data (same source,
 split, normalisation, binarisation and classes); otherwise the comparison is refused.
 """
@@ -135,11 +135,13 @@ def compare_runs(
         comparison.rows.append(_run_row(run, x, y, train_x, train_y, labelled, anomaly, space, num_samples,
                                         iw_samples, seed))  # fmt: skip
     dims = math.prod(train_x.shape[1:])
-    for k in sorted({min(r["k"], dims, len(train_x)) for r in comparison.rows}):
+    for k in sorted({r["k"] for r in comparison.rows if r["k"] < min(dims, len(train_x))}):
         comparison.rows.append(_pca_row(k, train_x, train_y, x, y, labelled, anomaly, seed, runs))
-    if any(r["k"] >= dims for r in comparison.rows):
+    wide = [r["name"] for r in comparison.rows if r["k"] >= dims]
+    if wide:
         comparison.notes.append(
-            f"Codes as wide as the data ({dims} values) or wider are compared with PCA at k = {dims}."
+            f"No PCA row for {', '.join(wide)}: codes as wide as the data ({dims} values) or wider, where PCA is "
+            "the identity and reconstructs perfectly."
         )
     if any(r.model.capabilities.likelihood_bound for r in runs):
         comparison.notes.append(f"nll_iw: the importance-weighted bound with K = {iw_samples}.")
