@@ -74,7 +74,9 @@ def load_results() -> dict:
 
 def save_invocation(argv: list[str]) -> None:
     results = load_results()
-    cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 .venv/bin/python experiments/one_class_mnist.py " + " ".join(
+    threads = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ)
+    nice = f"nice -n {os.nice(0)} " if os.nice(0) else ""
+    cmd = f"{threads} {nice}.venv/bin/python experiments/one_class_mnist.py " + " ".join(
         a if a and all(c.isalnum() or c in "-_=,./" for c in a) else repr(a) for a in argv
     )
     results.setdefault("invocations", []).append(
