@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aekit.analyses.anomaly import outlier_truth
 from aekit.data import in_memory
 from aekit.errors import ConfigError, DataError
 from aekit.evaluation.features import feature_space, fid, kid
@@ -163,12 +164,6 @@ def _pick(n: int, m: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, m, replace=False)) if m < n else np.arange(n)
 
 
-def _outliers(run_or_data: Any, y: torch.Tensor) -> np.ndarray:
-    d = run_or_data.config.data
-    labels = y.numpy()
-    return ~np.isin(labels, d.classes) if d.classes else np.isin(labels, d.exclude_classes)
-
-
 def _run_row(
     run: Run, x, y, train_x, train_y, labelled: bool, anomaly: bool, space, num_samples: int, iw_samples: int,
     seed: int,
@@ -195,7 +190,7 @@ def _run_row(
     if anomaly:
         kind = resolve_kind(model, "auto")
         scores = each[kind].double().numpy()
-        found = detection_metrics(scores, _outliers(run, y))
+        found = detection_metrics(scores, outlier_truth(run, y.numpy(), None)[0])
         row |= {"auroc": found.auroc, "average_precision": found.average_precision, "score": kind}
     summary = _summary(run.path)
     row["train_seconds"] = summary.get("train_seconds")
@@ -220,7 +215,7 @@ def _pca_row(k: int, train_x, train_y, x, y, labelled: bool, anomaly: bool, seed
     if labelled:
         row |= probe_scores(pca.transform(flat_train), train_y.numpy(), codes, y.numpy(), seed=seed)
     if anomaly:
-        found = detection_metrics(err.mean(1), _outliers(runs[0], y))
+        found = detection_metrics(err.mean(1), outlier_truth(runs[0], y.numpy(), None)[0])
         row |= {"auroc": found.auroc, "average_precision": found.average_precision, "score": "recon"}
     row["parameters"] = int(pca.components_.size + pca.mean_.size)
     return row
