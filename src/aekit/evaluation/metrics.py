@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 
+from aekit.data.arrays import value_range
 from aekit.evaluation.bounds import iw_nll
-from aekit.models.base import Model, device_of
+from aekit.models.base import Model, device_of, seeded
 
 # Metrics in this order first, then the model's own in its order.
 ORDER = ("mse", "sse", "psnr", "recon_nats", "kl", "neg_elbo", "nll_iw", "bits_per_dim_elbo", "bits_per_dim_iw",
@@ -63,8 +64,7 @@ def evaluate(
     model.eval()
     device = device_of(model)
     collected: dict[str, list[torch.Tensor]] = {"sse": []}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device):
         with torch.no_grad():
             # Everything stays on the device until the split is done: no host sync per batch.
             for i in range(0, len(x), batch_size):
@@ -85,7 +85,7 @@ def evaluate(
         metrics: dict[str, Any] = {"sse": float(sse) / n}
         metrics["mse"] = metrics["sse"] / dims
         if data_range is None:
-            lo, hi = float(x.min()), float(x.max())
+            lo, hi = value_range(x)
             data_range = 1.0 if lo >= 0 and hi <= 1 else hi - lo
         metrics["psnr"] = 10 * math.log10(data_range**2 / metrics["mse"]) if metrics["mse"] > 0 else math.inf
         metrics["recon_nats"] = float(gathered["recon"].double().mean())

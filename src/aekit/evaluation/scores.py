@@ -27,7 +27,7 @@ import torch
 
 from aekit.errors import ConfigError, DataError
 from aekit.evaluation.bounds import iw_nll
-from aekit.models.base import Model, device_of
+from aekit.models.base import Model, device_of, seeded
 
 SCORE_KINDS = ("recon", "neg_elbo", "nll_iw", "free_energy", "neg_log_joint")
 DEFAULT_IW_SAMPLES = 100  # interactive default of the IW bound; the paper protocol is 5000 (docs/probabilistic.md)
@@ -90,8 +90,7 @@ def score_samples(
             raise ConfigError(f"The nll_iw score needs --iw-samples >= 1, got {iw_samples}.")
         return iw_nll(model, x, y, iw_samples, seed=seed).double().numpy()
     out = []
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device):
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device, torch.float32)
             yb = None if y is None else y[i : i + batch_size].to(device)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aekit.data.arrays import value_range
 from aekit.errors import DataError
 from aekit.registry import LIKELIHOODS, register_likelihood
 
@@ -75,7 +76,7 @@ class Bernoulli(Likelihood):
     def check_data(self, x: torch.Tensor, what: str = "data") -> None:
         if not x.numel():  # an empty split (e.g. --valid-fraction 0) has nothing to check
             return
-        lo, hi = float(x.min()), float(x.max())
+        lo, hi = value_range(x)
         if lo < 0 or hi > 1:
             raise DataError(
                 f"The bernoulli likelihood needs {what} in [0, 1], "
