@@ -301,6 +301,14 @@ class TrainConfig:
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
     device: str = "auto"  # auto: cuda when present, else cpu
     progress: bool = True  # show a progress bar
+    # steps between reads of the running loss (a host sync): the progress bar, callbacks' on_step, TensorBoard
+    log_every: int = 25
+    # log to TensorBoard in this directory (pip install 'aekit[tensorboard]'): the loss every log_every steps,
+    # each epoch's metrics and image grids; relative to the run directory; the flag alone: RUN_DIR/tensorboard
+    tensorboard: str | None = field(default=None, metadata={"flag_alone": "tensorboard", "metavar": "DIR"})
+    # log to MLflow at this tracking URI (pip install 'aekit[mlflow]'), e.g. http://host:5000 or file:./mlruns:
+    # the config as parameters, each epoch's metrics, the run directory as artifacts
+    mlflow: str | None = field(default=None, metadata={"metavar": "URI"})
 
     def validate(self) -> TrainConfig:
         positive("epochs", self.epochs)
@@ -319,6 +327,12 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
         positive("adam_eps", self.adam_eps)
+        if isinstance(self.log_every, bool) or not isinstance(self.log_every, int) or self.log_every < 1:
+            raise ConfigError(f"log_every must be an integer >= 1 (steps between loss reads), got {self.log_every!r}.")
+        for name, what in (("tensorboard", "a directory"), ("mlflow", "a tracking URI")):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise ConfigError(f"{name} must be {what}, got an empty string. Leave it out to log nothing.")
         return self
 
 

@@ -81,10 +81,14 @@ def add_config_flags(parser: argparse.ArgumentParser, family: Family) -> None:
                 text = f"one of {', '.join(preset_names())}; {text}"
             text = f"{text}; default: {_shown(default)}" if text else f"default: {_shown(default)}"
             text = text.replace("%", "%%")  # argparse formats help strings with %
+            metavar = f.metadata.get("metavar", f.name.upper())
             if hint is bool:
                 group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            elif "flag_alone" in f.metadata:  # an optional value: the flag alone means the declared one
+                group.add_argument(flag, dest=f.name, default=None, nargs="?", const=f.metadata["flag_alone"],
+                                   metavar=metavar, help=text)  # fmt: skip
             else:
-                group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+                group.add_argument(flag, dest=f.name, default=None, metavar=metavar, help=text)
 
 
 def _shown(value: Any) -> str:

@@ -14,7 +14,7 @@ from aekit.config import load_yaml
 from aekit.errors import ConfigError
 from aekit.registry import family_of, preset_names
 from aekit.runs.layout import REPORT, SUMMARY
-from aekit.runs.run import resume, train
+from aekit.runs.run import RESUME_OPTIONS, resume, train
 
 
 def add_parsers(sub: Any, argv: list[str]) -> None:
@@ -67,15 +67,14 @@ def _named_model(argv: list[str]) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     given = given_config(args, args.family)
     if args.resume:
-        unsupported = sorted(set(given) - {"epochs", "progress"})
+        unsupported = sorted(set(given) - set(RESUME_OPTIONS))
         if unsupported or args.config or args.out:
+            changeable = ", ".join("--" + k.replace("_", "-") for k in RESUME_OPTIONS)
             raise ConfigError(
-                "--resume continues a run with its saved configuration; only --epochs and --progress "
-                "can change. "
+                f"--resume continues a run with its saved configuration; only {changeable} can change. "
                 f"Remove: {', '.join(unsupported + [o for o in ('config', 'out') if getattr(args, o)])}."
             )
-        run = resume(args.resume, epochs=given.get("epochs"), progress=given.get("progress"),
-                     report=not args.no_report)  # fmt: skip
+        run = resume(args.resume, report=not args.no_report, **given)
     else:
         values: dict[str, Any] = load_yaml(args.config) if args.config else {}
         values = {**values, **given}

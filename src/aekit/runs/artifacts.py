@@ -42,7 +42,13 @@ _IDLE: dict[str, dict[str, Any]] = {
         "classes": lambda d: not d.get("classes"),
         "exclude_classes": lambda d: not d.get("exclude_classes"),
     },
-    "train": {"progress": lambda t: True},  # the progress bar changes nothing the run computes
+    # The progress bar, its interval and the loggers change nothing the run computes.
+    "train": {
+        "progress": lambda t: True,
+        "log_every": lambda t: True,
+        "tensorboard": lambda t: t.get("tensorboard") is None,
+        "mlflow": lambda t: t.get("mlflow") is None,
+    },
 }
 CONFIG_NOTE = (
     "Options that have no effect on this run (e.g. noise_level without noise) are left out; config.yaml holds them all."

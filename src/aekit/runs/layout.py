@@ -11,6 +11,8 @@
     summary.json             training summary and test-set metrics
     command.txt              the command that made the run (aekit train ..., or the aekit.train(...) call)
     prior.safetensors, prior.json   a VQ-VAE's PixelCNN prior (aekit train-prior)
+    mlflow.json              the MLflow run it logs to (--mlflow), so --resume continues that run
+    tensorboard/             TensorBoard event files (--tensorboard, by default)
     plots/*.png, report.html
 
 aekit 0.1.0 wrote format 1: one flat model section with every option of every model, the VQ-VAE's
@@ -33,9 +35,10 @@ WEIGHTS, CHECKPOINT = "model.safetensors", "checkpoint.safetensors"
 METRICS, SUMMARY, REPORT = "metrics.jsonl", "summary.json", "report.html"
 PRIOR_WEIGHTS, PRIOR_INFO = "prior.safetensors", "prior.json"
 COMMAND = "command.txt"
+MLFLOW_RUN = "mlflow.json"
 PLOTS = "plots"
 RUN_FILES = (CONFIG, DATA_INFO, NETWORKS, WEIGHTS, CHECKPOINT, METRICS, SUMMARY, REPORT, PRIOR_WEIGHTS, PRIOR_INFO,
-             COMMAND)  # fmt: skip
+             COMMAND, MLFLOW_RUN)  # fmt: skip
 
 
 def read_config(path: Path) -> RunConfig:

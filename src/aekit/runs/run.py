@@ -44,6 +44,8 @@ from aekit.runs.layout import (
     read_metrics,
 )
 from aekit.runs.priors import attach_saved_prior
+from aekit.runs.tracking import clear_tracking, open_trackers, require_trackers, resolve_tracking
+from aekit.training.callbacks import Callback, EpochCallback
 from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
 from aekit.training.trainer import Trainer, resolve_device
 
@@ -187,6 +189,7 @@ def train(
     encoder: nn.Module | None = None,
     decoder: nn.Module | None = None,
     command: str | None = None,
+    callbacks: list[Callback | EpochCallback] | None = None,
     **overrides: Any,
 ) -> Run:
     """Train a model and write its run directory; return the loaded :class:`Run`.
@@ -199,16 +202,19 @@ def train(
     :func:`aekit.build_model`); the run directory records their classes, and :func:`load_run` needs
     them passed again. ``command`` is recorded in
     ``command.txt`` as what made the run (``aekit train`` passes its command line); by default the
-    call itself, e.g. ``aekit.train(model='vae', epochs=2)``.
+    call itself, e.g. ``aekit.train(model='vae', epochs=2)``. ``callbacks`` watch training
+    (:class:`aekit.training.Callback`, or functions ``fn(trainer, record, improved)`` called after each epoch);
+    the loggers the config asks for (``tensorboard=``, ``mlflow=``) follow them.
     """
     if command is None:
         given = {"out": out, "overwrite": overwrite or None, "dataset": dataset, "report": None if report else False,
-                 "encoder": encoder, "decoder": decoder}  # fmt: skip
+                 "encoder": encoder, "decoder": decoder, "callbacks": callbacks}  # fmt: skip
         args = () if config is None else (config,)
         command = api_command("aekit.train", *args, **overrides, **{k: v for k, v in given.items() if v is not None})
     if isinstance(config, Mapping):  # one set of keys: a preset named in either applies to both
         config, overrides = from_dict({**config, **overrides}), {}
-    config = (config or RunConfig()).replace(**overrides).validate()
+    config = resolve_tracking((config or RunConfig()).replace(**overrides).validate())
+    require_trackers(config.train)  # a missing optional package fails now, not after the data is loaded
     if dataset is None:
         dataset = load_config_data(config)
     else:  # the data options apply to data passed in memory as to data loaded by name
@@ -250,9 +256,13 @@ def train(
     if encoder is not None or decoder is not None:
         networks = {name: _describe(net) for name, net in (("encoder", encoder), ("decoder", decoder)) if net}
         atomic_write_text(path / NETWORKS, json.dumps(networks, indent=2))
-    trainer = Trainer(model, config.train, batch_transform=_batch_transform(config))
+    trainer = Trainer(model, config.train, callbacks=callbacks, batch_transform=_batch_transform(config))
     run = Run(path, config, model, info)
     return _fit(run, trainer, dataset, history=[], report=report, command=command)
+
+
+# Options --resume may change: how long to train and how training is watched, not what is trained.
+RESUME_OPTIONS = ("epochs", "progress", "log_every", "tensorboard", "mlflow")
 
 
 def resume(
@@ -263,41 +273,62 @@ def resume(
     progress: bool | None = None,
     encoder: nn.Module | None = None,
     decoder: nn.Module | None = None,
+    callbacks: list[Callback | EpochCallback] | None = None,
+    **options: Any,
 ) -> Run:
-    """Continue an interrupted (or finished) run from its last checkpoint, up to ``epochs``."""
+    """Continue an interrupted (or finished) run from its last checkpoint, up to ``epochs``.
+
+    ``options`` may also set ``log_every``, ``tensorboard`` and ``mlflow`` (the rest of the configuration
+    is the run's); the loggers of the run's configuration continue where they stopped: the same
+    TensorBoard directory, the same MLflow run. ``callbacks`` as in :func:`train`."""
+    unknown = sorted(set(options) - set(RESUME_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"resume continues a run with its saved configuration; it cannot change {', '.join(unknown)}. "
+            f"It may change: {', '.join(RESUME_OPTIONS)}."
+        )
     run = load_run(path, weights=None, encoder=encoder, decoder=decoder)
-    overrides: dict[str, Any] = {}
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    if progress is not None:
-        overrides["progress"] = progress
-    run.config = run.config.replace(**overrides)
+    overrides = {k: v for k, v in {"epochs": epochs, "progress": progress, **options}.items() if v is not None}
+    run.config = resolve_tracking(run.config.replace(**overrides))
+    require_trackers(run.config.train)
     tensors, meta = load_tensors(run.path / CHECKPOINT)
-    trainer = Trainer(run.model, run.config.train, batch_transform=_batch_transform(run.config))
+    trainer = Trainer(run.model, run.config.train, callbacks=callbacks, batch_transform=_batch_transform(run.config))
     trainer.load_state_tensors(tensors, meta)
     atomic_write_text(run.path / CONFIG, save_yaml(run.config))
     history = read_metrics(run.path)[: trainer.state.epoch]
     return _fit(run, trainer, run.load_data(), history=history, report=report)
 
 
+class RunDirectory(Callback):
+    """Writes each epoch into the run directory: its record to metrics.jsonl, the weights when the
+    validation loss improved, the full training state to checkpoint.safetensors (for --resume)."""
+
+    def __init__(self, run: Run, history: list[dict[str, Any]]):
+        self.run, self.history = run, history
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any], improved: bool) -> None:
+        path = self.run.path
+        self.history.append(record)
+        if improved:
+            save_tensors(path / WEIGHTS, trainer.model.state_dict(), _weights_meta(self.run))
+        tensors, meta = trainer.state_tensors()
+        save_tensors(path / CHECKPOINT, tensors, meta)
+        atomic_write_text(path / METRICS, "".join(json.dumps(r) + "\n" for r in self.history))
+
+
 def _fit(
     run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], report: bool, command: str | None = None
 ) -> Run:
     """Train, then write the summary, plots and report. ``command`` (a new run) is recorded in command.txt;
-    a resumed run keeps the command that made it."""
+    a resumed run keeps the command that made it.
+
+    The callbacks run in this order: the caller's (one may stop training, and the checkpoint records it),
+    the run directory's, then the loggers of the config (which see each epoch once it is saved)."""
     path = run.path
     if command is not None:
         atomic_write_text(path / COMMAND, command + "\n")
-
-    def save_epoch(tr: Trainer, record: dict[str, Any], improved: bool) -> None:
-        history.append(record)
-        if improved:
-            save_tensors(path / WEIGHTS, tr.model.state_dict(), _weights_meta(run))
-        tensors, meta = tr.state_tensors()
-        save_tensors(path / CHECKPOINT, tensors, meta)
-        atomic_write_text(path / METRICS, "".join(json.dumps(r) + "\n" for r in history))
-
-    trainer.callbacks.append(save_epoch)
+    trackers = open_trackers(path, run.config, dataset, run.denormalize, list(history))
+    trainer.callbacks += [RunDirectory(run, history), *trackers]
     try:
         state = trainer.fit(dataset.train, dataset.valid, dataset.train_labels, dataset.valid_labels)
     except KeyboardInterrupt:
@@ -330,6 +361,8 @@ def _fit(
     atomic_write_text(path / SUMMARY, json.dumps(summary, indent=2))
     if report:
         write_artifacts(run, dataset, history, summary)
+    for tracker in trackers:
+        tracker.on_run_end(path, summary)
     return run
 
 
@@ -465,4 +498,5 @@ def _new_run_dir(out: str | Path | None, config: RunConfig, overwrite: bool) -> 
             raise ConfigError(f"--overwrite refuses to clear '{path}': it is not an aekit run directory (no {CONFIG}).")
         clear_run_dir(path)
     path.mkdir(parents=True, exist_ok=True)
+    clear_tracking(path, config.train)
     return path

@@ -3,13 +3,15 @@
 A model (:class:`aekit.models.Model`) supplies ``loss_terms(x, y) -> {name: (N,) tensor}`` and the
 terms' weights (``objective_weights(step)``: warm-up schedules live with the model); the trainer
 sums the weighted means, steps Adam, logs every term and the model's ``epoch_diagnostics``,
-validates each epoch, keeps the best weights, stops early, and saves a resumable checkpoint after
-every epoch.
+validates each epoch, keeps the best weights and stops early. Whatever watches training (the run
+directory's checkpoints, TensorBoard and MLflow loggers, your own code) is a callback
+(:mod:`aekit.training.callbacks`).
 
 Fast path (DESIGN.md): the training set lives as one tensor on the device and a batch is an index
 slice of it; metrics accumulate on the device and are read (a host sync) only every
-``log_every`` steps and at the end of an epoch. Data larger than memory comes as a streamed split
-(:class:`aekit.data.NpyRows`) whose batches are read from its file while the model trains. Options
+``log_every`` steps (where the callbacks' ``on_step`` runs) and at the end of an epoch. Data larger
+than memory comes as a streamed split (:class:`aekit.data.NpyRows`) whose batches are read from its
+file while the model trains. Options
 that trade generality for speed (docs/performance.md): fused Adam and channels-last conv models by
 default; bfloat16 / float16 autocast and torch.compile on request.
 """
@@ -30,6 +32,7 @@ from tqdm.auto import tqdm
 from aekit.config import TrainConfig
 from aekit.errors import ConfigError, DataError
 from aekit.models.base import Model
+from aekit.training.callbacks import Callback, EpochCallback, as_callback, end_all
 from aekit.training.checkpoint import load_state_into, optimizer_tensors, restore_optimizer
 
 _CONVS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
@@ -45,10 +48,7 @@ class TrainState:
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the validation loss last improved
     train_seconds: float = 0.0
-    stopped_early: bool = False
-
-
-EpochCallback = Callable[["Trainer", dict[str, Any], bool], None]
+    stopped_early: bool = False  # set by patience, or by a callback to stop after the current epoch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,8 +77,10 @@ def _mixed_precision(precision: str, device: torch.device) -> tuple[Callable[[],
 class Trainer:
     """Train ``model`` with Adam according to ``config``.
 
-    ``on_epoch_end(trainer, record, improved)`` callbacks run after each epoch's validation; the
-    run directory uses them to write metrics and checkpoints.
+    ``callbacks`` (:class:`~aekit.training.callbacks.Callback`, or plain functions
+    ``fn(trainer, record, improved)`` called after each epoch) watch training; the run directory is
+    one (it writes metrics and checkpoints). ``log_every``: steps between reads of the running loss
+    (the progress bar and the callbacks' ``on_step``); default ``config.log_every``.
     """
 
     def __init__(
@@ -86,9 +88,9 @@ class Trainer:
         model: Model,
         config: TrainConfig,
         *,
-        callbacks: list[EpochCallback] | None = None,
+        callbacks: list[Callback | EpochCallback] | None = None,
         batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        log_every: int = 25,
+        log_every: int | None = None,
     ):
         self.config = config
         self.device = resolve_device(config.device)
@@ -111,8 +113,8 @@ class Trainer:
         # The training step's forward pass, compiled on request; evaluation stays eager (no second compile).
         self.loss_terms = torch.compile(model.loss_terms) if config.compile else model.loss_terms
         self.batch_transform = batch_transform  # e.g. dynamic binarisation: a new draw per batch
-        self.callbacks = list(callbacks or [])
-        self.log_every = log_every
+        self.callbacks: list[Callback | EpochCallback] = list(callbacks or [])
+        self.log_every = config.log_every if log_every is None else log_every
         self.state = TrainState()
         self.shuffle = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
@@ -145,6 +147,8 @@ class Trainer:
         n, bs = len(x_train), min(cfg.batch_size, len(x_train))
         steps_per_epoch = math.ceil(n / bs)
         names = ["loss", *model.term_weights]
+        callbacks = [as_callback(c) for c in self.callbacks]
+        begun: list[Callback] = []  # those whose on_train_begin ran: they get on_train_end
         bar = tqdm(
             total=cfg.epochs * steps_per_epoch,
             initial=min(state.step, cfg.epochs * steps_per_epoch),
@@ -153,12 +157,17 @@ class Trainer:
             dynamic_ncols=True,
             leave=True,
         )
+        error: BaseException | None = None
         try:
+            for callback in callbacks:
+                callback.on_train_begin(self)
+                begun.append(callback)
             while state.epoch < cfg.epochs and not state.stopped_early:
                 model.train()
                 start = time.perf_counter()
                 sums = torch.zeros(len(names), device=self.device)
                 seen = 0  # samples so far this epoch: the last batch may be smaller than batch_size
+                logged, logged_seen = [0.0] * len(names), 0  # the sums at the last read, for on_step
                 self._set_lr()
                 for xb, yb in self._batches(x_train, y_train, bs):
                     if self.batch_transform is not None:
@@ -180,7 +189,14 @@ class Trainer:
                     seen += len(xb)
                     bar.update(1)
                     if state.step % self.log_every == 0:  # the only host sync inside an epoch
-                        bar.set_postfix(epoch=state.epoch + 1, loss=f"{float(sums[0]) / seen:.4g}")
+                        totals = sums.tolist()
+                        bar.set_postfix(epoch=state.epoch + 1, loss=f"{totals[0] / seen:.4g}")
+                        logs = {
+                            k: (t - t0) / (seen - logged_seen) for k, t, t0 in zip(names, totals, logged, strict=True)
+                        }
+                        logged, logged_seen = totals, seen
+                        for callback in callbacks:
+                            callback.on_step(self, state.step, logs)
                 seconds = time.perf_counter() - start
                 state.epoch += 1
                 state.train_seconds += seconds
@@ -200,10 +216,14 @@ class Trainer:
                     valid=f"{record.get('valid/loss', float('nan')):.4g}",
                     samples_s=f"{record['samples_per_s']:.0f}",
                 )
-                for callback in self.callbacks:
-                    callback(self, record, improved)
+                for callback in callbacks:
+                    callback.on_epoch_end(self, record, improved)
+        except BaseException as err:  # KeyboardInterrupt too: the callbacks close their files either way
+            error = err
+            raise
         finally:
             bar.close()
+            end_all(self, begun, state, error)
         return state
 
     def _batches(
