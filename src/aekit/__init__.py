@@ -54,13 +54,15 @@ from aekit.registry import (
     register_penalty,
 )
 from aekit.runs import Run, load_run, resume, train
-from aekit.training import Trainer
+from aekit.runs.export import export_onnx
+from aekit.training import Callback, Trainer
 
 __all__ = [
     "VQVAE",
     "AekitError",
     "Autoencoder",
     "AutoencoderConfig",
+    "Callback",
     "Capabilities",
     "CapabilityError",
     "CheckpointError",
@@ -84,6 +86,7 @@ __all__ = [
     "build_model",
     "compare_runs",
     "evaluate",
+    "export_onnx",
     "load_dataset",
     "load_run",
     "load_yaml",

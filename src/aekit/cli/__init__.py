@@ -9,6 +9,7 @@
 - :mod:`~aekit.cli.score`: score
 - :mod:`~aekit.cli.embed`: embed
 - :mod:`~aekit.cli.compare`: compare
+- :mod:`~aekit.cli.export`: export
 
 Handlers parse, call the library and print; the work itself lives in the library. Every user error
 is an :class:`aekit.errors.AekitError`: it is printed without a traceback and the command exits
@@ -22,7 +23,7 @@ import logging
 import sys
 
 from aekit import __version__
-from aekit.cli import codes, compare, embed, energy, evaluate, generate, latent, score, train
+from aekit.cli import codes, compare, embed, energy, evaluate, export, generate, latent, score, train
 from aekit.cli.common import Parser
 from aekit.errors import AekitError, ConfigError
 
@@ -45,6 +46,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     score.add_parsers(sub)
     embed.add_parsers(sub)
     compare.add_parsers(sub)
+    export.add_parsers(sub)
     return parser
 
 

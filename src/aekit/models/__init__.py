@@ -27,7 +27,7 @@ from aekit.config import CUSTOM, ModelConfig, RunConfig, from_dict, model_config
 from aekit.errors import ConfigError
 from aekit.models.ae import AutoencoderConfig
 from aekit.models.autoencoder import Autoencoder
-from aekit.models.base import Capabilities, Evaluation, Model, Posterior
+from aekit.models.base import Capabilities, Evaluation, ExportSpec, GraphSpec, MethodGraph, Model, Posterior
 from aekit.models.latent_ebm import LatentEBM, LatentEBMConfig
 from aekit.models.vae import VAEConfig
 from aekit.models.vqvae import VQVAE, VQVAEConfig
@@ -39,8 +39,11 @@ __all__ = [
     "AutoencoderConfig",
     "Capabilities",
     "Evaluation",
+    "ExportSpec",
+    "GraphSpec",
     "LatentEBM",
     "LatentEBMConfig",
+    "MethodGraph",
     "Model",
     "Posterior",
     "VAEConfig",

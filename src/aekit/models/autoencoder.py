@@ -19,9 +19,20 @@ from torch import nn
 
 from aekit.config import CUSTOM
 from aekit.errors import ConfigError, DataError
-from aekit.models.base import Capabilities, Evaluation, Model, Posterior, device_of, dry_run
+from aekit.models.base import (
+    Capabilities,
+    Evaluation,
+    ExportSpec,
+    GraphSpec,
+    MethodGraph,
+    Model,
+    Posterior,
+    device_of,
+    dry_run,
+    mean_spec,
+)
 from aekit.parts.corruption import Corruption
-from aekit.parts.latents import Code, Latent
+from aekit.parts.latents import Code, Latent, TensorSpec
 from aekit.parts.likelihoods import build_likelihood
 from aekit.parts.nets import build_decoder, build_encoder
 from aekit.registry import LATENTS
@@ -253,6 +264,32 @@ class Autoencoder(Model):
 
     def attach_prior(self, prior: nn.Module | None) -> None:
         self.latent.attach_prior(prior)
+
+    # --- export ------------------------------------------------------------------------------------
+
+    def export_spec(self) -> ExportSpec:
+        """The encoder: data (and a conditional model's labels) to what the latent exports (h; the posterior's
+        mean and log-variance; code indices). The decoder: codes (code indices) to the likelihood's mean."""
+        x = TensorSpec("x", self.sample_shape, role="data", description="samples in the data's units")
+        labels = ()
+        if self.num_classes:
+            labels = (TensorSpec("y", (), torch.int64, "labels", (0, self.num_classes - 1), "class labels"),)
+        outputs = self.latent.export_outputs()
+        names = ", ".join(o.name for o in outputs)
+        encoder = GraphSpec(MethodGraph(self, self._exported_code), (x, *labels), outputs,
+                            f"data -> {names}; no noise is drawn inside")  # fmt: skip
+        if self.latent.discrete:
+            decoder = GraphSpec(MethodGraph(self, self.decode_indices), outputs, (mean_spec(self.sample_shape),),
+                                "code indices -> the likelihood's mean")  # fmt: skip
+        else:
+            code = TensorSpec("code", (self.latent_dim,), description="codes: an encoder's point code, or a code "
+                              "drawn outside the graph")  # fmt: skip
+            decoder = GraphSpec(MethodGraph(self, self.decode), (code, *labels), (mean_spec(self.sample_shape),),
+                                "codes -> the likelihood's mean")  # fmt: skip
+        return ExportSpec({"encoder": encoder, "decoder": decoder})
+
+    def _exported_code(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        return self.latent.exported_code(self._with_labels(self.encoder(x), y))
 
 
 def check_shapes(model: Autoencoder) -> None:

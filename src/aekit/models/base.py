@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from aekit.errors import CapabilityError, ConfigError, NotGenerativeError
+from aekit.parts.latents import TensorSpec
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,50 @@ class Posterior:
 
     mean: torch.Tensor
     stddev: torch.Tensor
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph to export: a module without random ops and its inputs and outputs, per sample.
+
+    module : ``forward(*inputs)`` returns the outputs as a tuple, in the order of ``outputs``; it works
+        in the model's units (the exporter adds the run's normalisation around ``data`` tensors).
+    inputs, outputs : :class:`~aekit.parts.latents.TensorSpec` of each, in order.
+    description : one line on what the graph computes.
+    """
+
+    module: nn.Module
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    description: str
+
+
+class MethodGraph(nn.Module):
+    """A model's method as a module to export: ``forward(*inputs)`` is ``fn(*inputs)`` as a tuple. ``owner``
+    (the model whose method ``fn`` is) is a submodule, so its weights are the graph's."""
+
+    def __init__(self, owner: nn.Module, fn: Callable[..., Any]):
+        super().__init__()
+        self.owner, self.fn = owner, fn
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.fn(*inputs)
+        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def mean_spec(sample_shape: tuple[int, ...]) -> TensorSpec:
+    """The decoder graph's output: the likelihood's mean, shaped like the data."""
+    what = "the likelihood's mean E[x | code] in the data's units (Bernoulli: probabilities)"
+    return TensorSpec("x_mean", tuple(sample_shape), role="data", description=what)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What a model exports (``aekit export``): graphs by name (``encoder``, ``decoder``), and notes for
+    the user, such as why a graph is missing."""
+
+    graphs: dict[str, GraphSpec]
+    notes: tuple[str, ...] = ()
 
 
 class Model(nn.Module):
@@ -240,6 +285,14 @@ class Model(nn.Module):
         raise CapabilityError(
             f"A '{self.name}' model takes no fitted prior; train-prior fits one to a VQ-VAE's code maps. "
             "Train one with --model vq-vae."
+        )
+
+    def export_spec(self) -> ExportSpec:
+        """The feed-forward graphs a deployment needs (``aekit export``): an encoder from data to codes and a
+        decoder from codes to the likelihood's mean, with no random op in either."""
+        raise CapabilityError(
+            f"A '{self.name}' model does not declare graphs to export. Its family can implement "
+            "Model.export_spec (docs/extending.md); the built-in families all do."
         )
 
     def free_energy(self, x: torch.Tensor, inverse_temperature: float | None = None, **options: Any) -> torch.Tensor:

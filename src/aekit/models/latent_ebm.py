@@ -26,12 +26,29 @@ from torch import nn
 
 from aekit.config import CUSTOM, LikelihoodOptions, ModelConfig, NetworkOptions, non_negative, positive
 from aekit.errors import ConfigError, check_choice
-from aekit.models.base import Capabilities, Evaluation, Model, device_of, dry_run
+from aekit.models.base import (
+    Capabilities,
+    Evaluation,
+    ExportSpec,
+    GraphSpec,
+    MethodGraph,
+    Model,
+    device_of,
+    dry_run,
+    mean_spec,
+)
+from aekit.parts.latents import TensorSpec
 from aekit.parts.likelihoods import Gaussian, build_likelihood
 from aekit.parts.nets import build_decoder, build_encoder
 from aekit.parts.optimized import INITS, REGS, OptimizedLatent
 from aekit.registry import register_family
 
+NO_ENCODER_NOTE = (
+    "The latent EBM has no feed-forward encoder at test time: the code of x is found by minimising the energy "
+    "E(x, z) = C(x, Dec(z)) + R(z) over z by gradient steps through the decoder (aekit encode runs that "
+    "inference), so only the decoder is exported. Its encoder, where it has one, gives only the search's "
+    "starting guess."
+)
 _PAIR_BUDGET = 1 << 22  # elements of one (rows x latent samples x data dims) block in free_energy
 
 
@@ -189,6 +206,13 @@ class LatentEBM(Model):
 
     def decoder_output(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(z)
+
+    def export_spec(self) -> ExportSpec:
+        """The decoder alone: codes come from inference, which has no feed-forward graph (:data:`NO_ENCODER_NOTE`)."""
+        code = TensorSpec("code", (self.latent_dim,), description="codes z: found by your own inference, or drawn")
+        decoder = GraphSpec(MethodGraph(self, self.decode), (code,), (mean_spec(self.sample_shape),),
+                            "codes -> the likelihood's mean")  # fmt: skip
+        return ExportSpec({"decoder": decoder}, notes=(NO_ENCODER_NOTE,))
 
     def free_energy(self, x: torch.Tensor, inverse_temperature: float | None = None, **options: Any) -> torch.Tensor:
         """``F_inf`` (:meth:`free_energy_inf`) without an inverse temperature, else ``F_beta``

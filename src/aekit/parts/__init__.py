@@ -21,7 +21,7 @@ is one subclass with ``@aekit.register_latent(name)`` (or ``register_likelihood`
 """
 
 from aekit.parts.corruption import Corruption, corrupt
-from aekit.parts.latents import Code, DeterministicLatent, GaussianLatent, Latent
+from aekit.parts.latents import Code, DeterministicLatent, GaussianLatent, Latent, TensorSpec
 from aekit.parts.likelihoods import Bernoulli, Gaussian, Likelihood
 from aekit.parts.optimized import OptimizedLatent
 from aekit.parts.penalties import Contractive, Penalty, Sparsity
@@ -42,6 +42,7 @@ __all__ = [
     "OptimizedLatent",
     "Penalty",
     "Sparsity",
+    "TensorSpec",
     "VectorQuantizer",
     "corrupt",
 ]

@@ -7,6 +7,7 @@ A latent kind is one :class:`Latent` subclass, registered by name (``latent: gau
 - its regulariser R: named per-sample terms (:meth:`Latent.regularizer`) and their weights;
 - its prior p(z), where it has one: sampling, log-density, marginal quantiles;
 - its posterior q(z | x), where codes are distributions: draws with their log-density, spread.
+- what an exported encoder emits (:meth:`Latent.export_outputs`), computed without random ops.
 
 Callers (the importance-weighted bound, sampling, traversals, bubbles, latent plots) use these
 methods; none of them assumes a Gaussian. Capabilities a kind lacks raise
@@ -42,6 +43,24 @@ class Code:
     z: torch.Tensor
     mean: torch.Tensor
     params: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of an exported graph (``aekit export``), per sample: the batch axis comes first
+    and is not listed in ``shape``.
+
+    role : what the values are. ``data`` marks samples in the data's units: the run's normalisation applies
+        to them and to nothing else. The built-in parts also use ``code``, ``logvar``, ``indices``, ``labels``.
+    range : inclusive bounds of the values, or None for any real value.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+    role: str = "code"
+    range: tuple[float, float] | None = None
+    description: str = ""
 
 
 class Latent(nn.Module):
@@ -151,6 +170,23 @@ class Latent(nn.Module):
         """The layer W when the code is sigmoid(W f + b) (a closed-form Jacobian applies); else None."""
         return None
 
+    # --- export ---------------------------------------------------------------------------------
+
+    def export_outputs(self) -> tuple[TensorSpec, ...]:
+        """What an exported encoder emits per sample (``aekit export``): computed by :meth:`exported_code`."""
+        raise CapabilityError(self._not_exportable())
+
+    def exported_code(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tensors of :meth:`export_outputs` for encoder features, in that order, by a pass with no
+        random op: an exported graph holds none, and any noise is drawn outside it by the user."""
+        raise CapabilityError(self._not_exportable())
+
+    def _not_exportable(self) -> str:
+        return (
+            f"The '{self.name}' latent does not declare what an exported encoder emits, so its model cannot be "
+            "exported. Implement Latent.export_outputs and Latent.exported_code (docs/extending.md)."
+        )
+
     # --- evaluation -----------------------------------------------------------------------------
 
     def evaluation_stats(self, code: Code) -> dict[str, torch.Tensor]:
@@ -199,6 +235,13 @@ class DeterministicLatent(Latent):
 
     def sigmoid_layer(self) -> nn.Linear | None:
         return self.proj if self.activation_name == "sigmoid" else None
+
+    def export_outputs(self) -> tuple[TensorSpec, ...]:
+        bounds = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(self.activation_name)
+        return (TensorSpec("code", (self.latent_dim,), range=bounds, description="the code h"),)
+
+    def exported_code(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self(features).mean,)  # deterministic: forward draws nothing
 
     def test_metrics(self, collected: dict[str, torch.Tensor], *, model: nn.Module, x: Any) -> dict[str, Any]:
         return {"jacobian_norm": mean_jacobian_norm(model, x), **activation_stats(collected["code"])}
@@ -293,6 +336,18 @@ class GaussianLatent(Latent):
 
     def posterior_stddev(self, code: Code) -> torch.Tensor:
         return torch.exp(0.5 * code.params["logvar"])
+
+    def export_outputs(self) -> tuple[TensorSpec, ...]:
+        k = (self.latent_dim,)
+        return (
+            TensorSpec("mean", k, description="mean of q(z|x): the point code"),
+            TensorSpec("logvar", k, role="logvar", description="log-variance of q(z|x) per dimension: draw "
+                       "z = mean + exp(logvar / 2) * eps, eps ~ N(0, I), outside the graph; the prior is N(0, I)"),
+        )  # fmt: skip
+
+    def exported_code(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        mean, logvar = self.proj(features).float().chunk(2, dim=1)  # forward's heads, without its draw
+        return mean, logvar
 
     def evaluation_stats(self, code: Code) -> dict[str, torch.Tensor]:
         return {"kl_per_dim": gaussian_kl_per_dim(code.mean, code.params["logvar"])}

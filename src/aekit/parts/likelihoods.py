@@ -24,6 +24,8 @@ class Likelihood(nn.Module):
     """The contract of a likelihood: ``nll``, ``mean``, ``sample`` and the check of data it can model."""
 
     name: ClassVar[str] = ""  # set by register_likelihood
+    # The closed interval of values this likelihood models (its data, and its mean); None: any real value.
+    value_range: ClassVar[tuple[float, float] | None] = None
 
     @classmethod
     def from_config(cls, config: Any, sample_shape: tuple[int, ...]) -> Likelihood:
@@ -57,6 +59,8 @@ class Likelihood(nn.Module):
 class Bernoulli(Likelihood):
     """Bernoulli likelihood on logits, for data in [0, 1] (binary or grey levels)."""
 
+    value_range = (0.0, 1.0)
+
     def nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """-log p(x | logits), summed over dimensions: ``(N,)`` nats."""
         # The logits form is exact and stable; probabilities would saturate at 0 and 1. Under
@@ -77,7 +81,7 @@ class Bernoulli(Likelihood):
         if not x.numel():  # an empty split (e.g. --valid-fraction 0) has nothing to check
             return
         lo, hi = value_range(x)
-        if lo < 0 or hi > 1:
+        if lo < self.value_range[0] or hi > self.value_range[1]:
             raise DataError(
                 f"The bernoulli likelihood needs {what} in [0, 1], "
                 f"but values range over [{lo:.4g}, {hi:.4g}]. "

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aekit.errors import ConfigError, NotGenerativeError
-from aekit.parts.latents import Code, Latent
+from aekit.parts.latents import Code, Latent, TensorSpec
 from aekit.registry import register_latent
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -229,6 +229,15 @@ class VectorQuantizer(Latent):
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         return self.lookup(indices)
+
+    def export_outputs(self) -> tuple[TensorSpec, ...]:
+        if self.code_shape is None:
+            raise ConfigError("This quantiser does not know the shape of its code maps; pass code_shape=(h, w).")
+        return (TensorSpec("indices", self.code_shape, torch.int64, "indices", (0, self.num_codes - 1),
+                           "the nearest codebook entry at each position of the code map"),)  # fmt: skip
+
+    def exported_code(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.encode_indices(features),)
 
     @property
     def has_prior(self) -> bool:
