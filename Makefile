@@ -38,12 +38,12 @@ demo: setup
 	$(BIN)/aekit train --model vae --data digits --epochs 150 --out $(OUT) --overwrite
 
 lint: setup
-	$(BIN)/ruff check src tests experiments bench
-	$(BIN)/ruff format --check src tests experiments bench
+	$(BIN)/ruff check src tests experiments bench examples
+	$(BIN)/ruff format --check src tests experiments bench examples
 
 format: setup
-	$(BIN)/ruff check --fix src tests experiments bench
-	$(BIN)/ruff format src tests experiments bench
+	$(BIN)/ruff check --fix src tests experiments bench examples
+	$(BIN)/ruff format src tests experiments bench examples
 
 test: lint browser
 	AEKIT_REQUIRE_BROWSER=$(AEKIT_REQUIRE_BROWSER) $(BIN)/python -m pytest -q -n 2

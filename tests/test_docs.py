@@ -39,7 +39,7 @@ def command_lines(page: Path) -> list[list[str]]:
 def test_python_blocks_run(page, tmp_path):
     """The page's Python blocks, run in order in one fresh interpreter (a new registry), in an empty folder."""
     code = "\n\n".join(blocks(page, "python"))
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}  # small models: one thread is faster
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
