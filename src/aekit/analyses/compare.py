@@ -33,9 +33,10 @@ import torch
 
 from aekit.analyses.anomaly import outlier_truth
 from aekit.data import in_memory
+from aekit.data.arrays import value_range
 from aekit.errors import ConfigError, DataError
 from aekit.evaluation.features import feature_space, fid, kid
-from aekit.evaluation.metrics import encode_all
+from aekit.evaluation.metrics import encode_all, psnr, psnr_range
 from aekit.evaluation.scores import DEFAULT_IW_SAMPLES, detection_metrics, resolve_kind
 from aekit.runs.layout import SUMMARY
 from aekit.runs.run import Run, load_run
@@ -208,10 +209,8 @@ def _pca_row(k: int, train_x, train_y, x, y, labelled: bool, anomaly: bool, seed
     codes = pca.transform(flat)
     err = np.square(pca.inverse_transform(codes) - flat)
     mse = float(err.mean())
-    lo, hi = float(x.min()), float(x.max())
-    data_range = 1.0 if lo >= 0 and hi <= 1 else hi - lo
     row: dict[str, Any] = {"name": f"PCA (k = {k})", "model": "pca", "k": k, "mse": mse,
-                           "psnr": 10 * math.log10(data_range**2 / mse) if mse > 0 else math.inf}  # fmt: skip
+                           "psnr": psnr(mse, psnr_range(*value_range(x)))}  # fmt: skip
     if labelled:
         row |= probe_scores(pca.transform(flat_train), train_y.numpy(), codes, y.numpy(), seed=seed)
     if anomaly:

@@ -84,10 +84,7 @@ def evaluate(
         n, dims = len(x), math.prod(model.sample_shape)
         metrics: dict[str, Any] = {"sse": float(sse) / n}
         metrics["mse"] = metrics["sse"] / dims
-        if data_range is None:
-            lo, hi = value_range(x)
-            data_range = 1.0 if lo >= 0 and hi <= 1 else hi - lo
-        metrics["psnr"] = 10 * math.log10(data_range**2 / metrics["mse"]) if metrics["mse"] > 0 else math.inf
+        metrics["psnr"] = psnr(metrics["mse"], data_range if data_range is not None else psnr_range(*value_range(x)))
         metrics["recon_nats"] = float(gathered["recon"].double().mean())
         metrics.update(model.test_metrics(gathered, x, y))
         if per_sample is not None:
@@ -103,6 +100,16 @@ def evaluate(
             metrics["bits_per_dim_iw"] = metrics["nll_iw"] / (dims * math.log(2))
     metrics["n"] = n
     return {k: metrics[k] for k in ORDER if k in metrics} | {k: v for k, v in metrics.items() if k not in ORDER}
+
+
+def psnr_range(lo: float, hi: float) -> float:
+    """The peak value of the PSNR for data spanning [lo, hi]: 1 for data in [0, 1], else hi - lo."""
+    return 1.0 if lo >= 0 and hi <= 1 else hi - lo
+
+
+def psnr(mse: float, data_range: float) -> float:
+    """10 log10(range^2 / mse) in dB (infinite for a perfect reconstruction)."""
+    return 10 * math.log10(data_range**2 / mse) if mse > 0 else math.inf
 
 
 @torch.no_grad()

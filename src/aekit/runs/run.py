@@ -22,7 +22,7 @@ from aekit.config import CUSTOM, RunConfig, from_dict, save_yaml
 from aekit.data import Dataset, NpyRows, in_memory, keep_classes, load_dataset, normalize_dataset
 from aekit.data.arrays import value_range
 from aekit.errors import CheckpointError, ConfigError, DataError
-from aekit.evaluation.metrics import evaluate
+from aekit.evaluation.metrics import evaluate, psnr_range
 from aekit.fsutil import atomic_write_text
 from aekit.models import Model, build_model
 from aekit.models.base import device_of
@@ -120,7 +120,9 @@ class Run:
 
     def evaluate(self, x: Any, y: torch.Tensor | None = None, **kwargs: Any) -> dict[str, Any]:
         """Test metrics (see :mod:`aekit.evaluation.metrics`) of already-normalised samples ``x``."""
-        self.check_data(x, "the evaluation data")
+        bounds = self.check_data(x, "the evaluation data")
+        if bounds is not None:  # the check scanned the data already: psnr needs no second pass
+            kwargs.setdefault("data_range", psnr_range(*bounds))
         return evaluate(self.model, x, y=self.labels_for_model(y), **kwargs)
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -137,11 +139,12 @@ class Run:
         norm = self.data_info.get("normalization") or {}
         return x * torch.tensor(norm["std"]) + torch.tensor(norm["mean"]) if norm else x
 
-    def check_data(self, x: Any, what: str = "the data") -> None:
+    def check_data(self, x: Any, what: str = "the data") -> tuple[float, float] | None:
         """Raise DataError when ``x`` (normalised) has the wrong shape, non-finite values, or values the
-        model's likelihood cannot take."""
-        check_sample_shape(x, self.model.sample_shape, what)
+        model's likelihood cannot take; return the data's (min, max) when it was scanned for them."""
+        bounds = check_sample_shape(x, self.model.sample_shape, what)
         self.model.check_data(x, what)
+        return bounds
 
     def labels_for_model(self, y: Any) -> torch.Tensor | None:
         """The labels a conditional model needs (checked against its classes); None for other models."""
@@ -165,15 +168,21 @@ class Run:
         return torch.cat(out)
 
 
-def check_sample_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
+def check_sample_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> tuple[float, float] | None:
+    """Raise DataError for samples of the wrong shape or with non-finite values; return the (min, max) of
+    an in-memory, non-empty ``x`` (the finiteness check finds them), else None."""
     if tuple(x.shape[1:]) != tuple(shape):
         raise DataError(
             f"Expected samples of shape {tuple(shape)} for {what}, got an array of shape {tuple(x.shape)}. "
             f"Pass a batch shaped (N, {', '.join(map(str, shape))})."
         )
     # A streamed split was scanned when opened. NaN shows in the range, and so does an infinity.
-    if isinstance(x, torch.Tensor) and x.numel() and not all(map(math.isfinite, value_range(x))):
+    if not isinstance(x, torch.Tensor) or not x.numel():
+        return None
+    bounds = value_range(x)
+    if not all(map(math.isfinite, bounds)):
         raise DataError(f"The data passed to {what} holds NaN or infinite values; remove or impute them first.")
+    return bounds
 
 
 # --- training ------------------------------------------------------------------------------------
