@@ -180,9 +180,10 @@ class Model(nn.Module):
         """Decode the point code of ``x``."""
         return self.decode(self.encode(x, y), y)
 
-    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
-        """Raise :class:`~aekit.errors.DataError` when the likelihood cannot model ``x``."""
-        self.likelihood.check_data(x, what)
+    def check_data(self, x: torch.Tensor, what: str = "data", bounds: tuple[float, float] | None = None) -> None:
+        """Raise :class:`~aekit.errors.DataError` when the likelihood cannot model ``x`` (whose (min, max)
+        are ``bounds`` when already known)."""
+        self.likelihood.check_data(x, what, bounds)
 
     # --- evaluation --------------------------------------------------------------------------------
 

@@ -51,8 +51,9 @@ class Likelihood(nn.Module):
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
 
-    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
-        """Raise :class:`DataError` when ``x`` holds values this likelihood cannot model."""
+    def check_data(self, x: torch.Tensor, what: str = "data", bounds: tuple[float, float] | None = None) -> None:
+        """Raise :class:`DataError` when ``x`` holds values this likelihood cannot model; ``bounds``: the
+        data's (min, max) when the caller has scanned it already."""
 
 
 @register_likelihood("bernoulli")
@@ -77,10 +78,10 @@ class Bernoulli(Likelihood):
     def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.bernoulli(torch.sigmoid(logits), generator=generator)
 
-    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+    def check_data(self, x: torch.Tensor, what: str = "data", bounds: tuple[float, float] | None = None) -> None:
         if not x.numel():  # an empty split (e.g. --valid-fraction 0) has nothing to check
             return
-        lo, hi = value_range(x)
+        lo, hi = bounds if bounds is not None else value_range(x)
         if lo < self.value_range[0] or hi > self.value_range[1]:
             raise DataError(
                 f"The bernoulli likelihood needs {what} in [0, 1], "
@@ -123,7 +124,7 @@ class Gaussian(Likelihood):
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + noise * torch.exp(self.log_std)
 
-    def check_data(self, x: torch.Tensor, what: str = "data") -> None:
+    def check_data(self, x: torch.Tensor, what: str = "data", bounds: tuple[float, float] | None = None) -> None:
         """Any finite real value is valid."""
 
 

@@ -143,7 +143,7 @@ class Run:
         """Raise DataError when ``x`` (normalised) has the wrong shape, non-finite values, or values the
         model's likelihood cannot take; return the data's (min, max) when it was scanned for them."""
         bounds = check_sample_shape(x, self.model.sample_shape, what)
-        self.model.check_data(x, what)
+        self.model.check_data(x, what, bounds)
         return bounds
 
     def labels_for_model(self, y: Any) -> torch.Tensor | None:
