@@ -26,6 +26,7 @@ from aekit import __version__
 from aekit.cli import codes, compare, embed, energy, evaluate, export, generate, latent, score, train
 from aekit.cli.common import Parser
 from aekit.errors import AekitError, ConfigError
+from aekit.training import distributed
 
 SPLITS = ("train", "valid", "test", "all")
 
@@ -62,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"Unknown split '{args.split}'. Choose one of: {', '.join(SPLITS)}.")
         return args.handler(args)
     except AekitError as err:
-        print(f"aekit: error: {err}", file=sys.stderr)
+        here = distributed.world()
+        print(f"aekit: error{f' (rank {here.rank})' if here.rank else ''}: {err}", file=sys.stderr)
         return 2
+    finally:
+        distributed.leave()  # under torchrun: leave the process group cleanly, error or not
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from aekit.errors import ConfigError
 from aekit.registry import family_of, preset_names
 from aekit.runs.layout import REPORT, SUMMARY
 from aekit.runs.run import RESUME_OPTIONS, resume, train
+from aekit.training import distributed
 
 
 def add_parsers(sub: Any, argv: list[str]) -> None:
@@ -80,6 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         values = {**values, **given}
         command = shlex.join(["aekit", *args.argv])
         run = train(values, out=args.out, overwrite=args.overwrite, report=not args.no_report, command=command)
+    if not distributed.world().main:  # under torchrun, rank 0 wrote the run directory and reports it
+        return 0
     summary = json.loads((run.path / SUMMARY).read_text())
     test = summary.get("test", {})
     shown = ", ".join(f"{k} {v:.4g}" for k, v in test.items() if k in ("mse", "psnr", "recon_nats", "neg_elbo"))

@@ -37,6 +37,7 @@ from aekit.models.base import (
     dry_run,
     mean_spec,
 )
+from aekit.parts import noise
 from aekit.parts.latents import TensorSpec
 from aekit.parts.likelihoods import Gaussian, build_likelihood
 from aekit.parts.nets import build_decoder, build_encoder
@@ -276,7 +277,7 @@ class LatentEBM(Model):
         starts = [torch.zeros(len(y), self.latent_dim, device=y.device, dtype=y.dtype)]
         if self.encoder is not None:
             starts.append(self.encoder(y))
-        starts += [torch.randn_like(starts[0]) for _ in range(self.latent.restarts)]
+        starts += [noise.randn_like(starts[0]) for _ in range(self.latent.restarts)]
         if candidates is not None:
             z = self._z_points(y, candidates, 0, None, None)
             starts.append(z[torch.cat([e.argmin(1) for e in self._pair_energies(y, z)])])

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from aekit.errors import ConfigError, check_choice
+from aekit.parts import noise
 
 KINDS = ("gaussian", "salt_pepper", "mask")
 
@@ -26,13 +27,13 @@ def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator
     if kind == "gaussian":
         if level < 0:
             raise ConfigError(f"The gaussian noise level (sigma) must be >= 0, got {level}.")
-        return x + level * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x + level * noise.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     if not 0 <= level <= 1:
         raise ConfigError(f"The fraction of corrupted elements must lie in [0, 1], got {level}.")
-    hit = torch.rand(x.shape, generator=generator, device=x.device) < level
+    hit = noise.rand(x.shape, generator=generator, device=x.device) < level
     if kind == "mask":
         return x.masked_fill(hit, 0.0)
-    salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
+    salt = noise.rand(x.shape, generator=generator, device=x.device) < 0.5
     return torch.where(hit, salt.to(x.dtype), x)
 
 

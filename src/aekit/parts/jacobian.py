@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from aekit.errors import ConfigError
+from aekit.parts import noise
 from aekit.parts.nets import MLPEncoder
 
 JACOBIAN_SAMPLES = 1000  # the Jacobian is costly; its mean norm is stable on this many samples
@@ -52,7 +53,7 @@ def jacobian_frobenius_sq(
                 total = total + g.flatten(1).square().sum(1)
             return total
         for _ in range(projections):
-            v = torch.randn_like(h)
+            v = noise.randn_like(h)
             (g,) = torch.autograd.grad(h, x, v, create_graph=create_graph, retain_graph=True)
             total = total + g.flatten(1).square().sum(1)
         return total / projections

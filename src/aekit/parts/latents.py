@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from aekit.errors import CapabilityError, ConfigError, NotGenerativeError
+from aekit.parts import noise
 from aekit.parts.jacobian import mean_jacobian_norm
 from aekit.parts.nets import activation
 from aekit.registry import register_latent
@@ -291,7 +292,7 @@ class GaussianLatent(Latent):
         mean, logvar = self.proj(features).float().chunk(2, dim=1)  # (N, K) each
         # Reparameterisation (Kingma & Welling 2014): the noise is an input, so gradients reach
         # mean and logvar through an ordinary product and sum.
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        z = mean + torch.exp(0.5 * logvar) * noise.randn_like(mean)
         return Code(z, mean, {"logvar": logvar})
 
     def regularizer(self, code: Code) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from aekit.errors import ConfigError, NotGenerativeError, check_choice
+from aekit.parts import noise
 from aekit.parts.latents import Latent
 from aekit.registry import register_latent
 
@@ -113,7 +114,7 @@ class OptimizedLatent(Latent):
             return z_tilde
         shape = (n, self.latent_dim)
         if self.init == "random":
-            return torch.randn(shape, device=like.device, dtype=like.dtype)
+            return noise.randn(shape, device=like.device, dtype=like.dtype)
         return torch.zeros(shape, device=like.device, dtype=like.dtype)
 
     def infer(

@@ -45,6 +45,7 @@ from aekit.runs.layout import (
 )
 from aekit.runs.priors import attach_saved_prior
 from aekit.runs.tracking import clear_tracking, open_trackers, require_trackers, resolve_tracking
+from aekit.training import distributed
 from aekit.training.callbacks import Callback, EpochCallback
 from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
 from aekit.training.trainer import Trainer, resolve_device
@@ -224,6 +225,8 @@ def train(
         config, overrides = from_dict({**config, **overrides}), {}
     config = resolve_tracking((config or RunConfig()).replace(**overrides).validate())
     require_trackers(config.train)  # a missing optional package fails now, not after the data is loaded
+    here = distributed.join(distributed.device_for(resolve_device(config.train.device)))  # torchrun: the group
+    distributed.check_batch_size(config.train.batch_size, here)
     if dataset is None:
         dataset = load_config_data(config)
     else:  # the data options apply to data passed in memory as to data loaded by name
@@ -248,7 +251,10 @@ def train(
     config = dataclasses.replace(config, model=model.config)  # arch 'custom' with your own networks
     for split in ("train", "valid", "test"):
         model.check_data(getattr(dataset, split), f"the {split} split of '{dataset.name}'")
-    path = _new_run_dir(out, config, overwrite)
+    # Under torchrun: every rank trains the same thing on the same data, and rank 0 alone writes.
+    distributed.check_agreement("the configuration", distributed.digest(save_yaml(config)))
+    distributed.check_agreement("the data", _data_digest(dataset))
+    path = Path(distributed.from_main(lambda: _new_run_dir(out, config, overwrite)))
     info = {
         "name": dataset.name,
         "kind": dataset.kind,
@@ -260,9 +266,10 @@ def train(
     }
     if dataset.feature_names is not None:
         info["feature_names"] = list(dataset.feature_names)
-    atomic_write_text(path / CONFIG, save_yaml(config))
-    atomic_write_text(path / DATA_INFO, json.dumps(info, indent=2))
-    if encoder is not None or decoder is not None:
+    if here.main:
+        atomic_write_text(path / CONFIG, save_yaml(config))
+        atomic_write_text(path / DATA_INFO, json.dumps(info, indent=2))
+    if here.main and (encoder is not None or decoder is not None):
         networks = {name: _describe(net) for name, net in (("encoder", encoder), ("decoder", decoder)) if net}
         atomic_write_text(path / NETWORKS, json.dumps(networks, indent=2))
     trainer = Trainer(model, config.train, callbacks=callbacks, batch_transform=_batch_transform(config))
@@ -303,7 +310,9 @@ def resume(
     tensors, meta = load_tensors(run.path / CHECKPOINT)
     trainer = Trainer(run.model, run.config.train, callbacks=callbacks, batch_transform=_batch_transform(run.config))
     trainer.load_state_tensors(tensors, meta)
-    atomic_write_text(run.path / CONFIG, save_yaml(run.config))
+    distributed.check_agreement("the checkpoint", distributed.digest(trainer.state.step, meta.get("trainer")))
+    if trainer.world.main:
+        atomic_write_text(run.path / CONFIG, save_yaml(run.config))
     history = read_metrics(run.path)[: trainer.state.epoch]
     return _fit(run, trainer, run.load_data(), history=history, report=report)
 
@@ -333,11 +342,11 @@ def _fit(
 
     The callbacks run in this order: the caller's (one may stop training, and the checkpoint records it),
     the run directory's, then the loggers of the config (which see each epoch once it is saved)."""
-    path = run.path
-    if command is not None:
+    path, main = run.path, trainer.world.main
+    if command is not None and main:
         atomic_write_text(path / COMMAND, command + "\n")
-    trackers = open_trackers(path, run.config, dataset, run.denormalize, list(history))
-    trainer.callbacks += [RunDirectory(run, history), *trackers]
+    trackers = open_trackers(path, run.config, dataset, run.denormalize, list(history)) if main else []
+    trainer.callbacks += [RunDirectory(run, history), *trackers] if main else []
     try:
         state = trainer.fit(dataset.train, dataset.valid, dataset.train_labels, dataset.valid_labels)
     except KeyboardInterrupt:
@@ -345,6 +354,8 @@ def _fit(
             f"Training was interrupted after epoch {trainer.state.epoch}. The run directory is consistent; "
             f"continue with: aekit train --resume {path}"
         ) from None
+    if not main:  # rank 0 evaluates and writes the summary and report; this rank's model is trained alike
+        return run
     weights, _ = load_tensors(path / WEIGHTS)
     load_state_into(run.model, weights, path / WEIGHTS)
     test = {}
@@ -364,6 +375,7 @@ def _fit(
         "train_seconds": round(state.train_seconds, 3),
         "samples_per_s": round(samples / state.train_seconds, 1) if state.train_seconds else 0.0,
         "device": str(trainer.device),
+        "world_size": trainer.world.size,  # processes that trained it (torchrun), each on its share of the batch
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "test": test,
     }
@@ -488,6 +500,13 @@ def _weights_meta(run: Run) -> dict[str, Any]:
 def _describe(net: nn.Module) -> dict[str, Any]:
     cls = type(net)
     return {"class": f"{cls.__module__}.{cls.__qualname__}", "parameters": sum(p.numel() for p in net.parameters())}
+
+
+def _data_digest(dataset: Dataset) -> str:
+    """A fingerprint of the data every rank loaded: its name, shape, split sizes and first rows."""
+    sizes = [len(getattr(dataset, s)) for s in ("train", "valid", "test")]
+    head = torch.as_tensor(dataset.train[:64]) if len(dataset.train) else None
+    return distributed.digest(dataset.name, tuple(dataset.sample_shape), sizes, head)
 
 
 def _new_run_dir(out: str | Path | None, config: RunConfig, overwrite: bool) -> Path:

@@ -11,9 +11,11 @@ Fast path (DESIGN.md): the training set lives as one tensor on the device and a 
 slice of it; metrics accumulate on the device and are read (a host sync) only every
 ``log_every`` steps (where the callbacks' ``on_step`` runs) and at the end of an epoch. Data larger
 than memory comes as a streamed split (:class:`aekit.data.NpyRows`) whose batches are read from its
-file while the model trains. Options
-that trade generality for speed (docs/performance.md): fused Adam and channels-last conv models by
-default; bfloat16 / float16 autocast and torch.compile on request.
+file while the model trains. Under ``torchrun`` (:mod:`aekit.training.distributed`) each rank
+trains on its slice of every global batch and ``DistributedDataParallel`` averages the gradients;
+the metrics are summed across ranks before anyone reads them. Options that trade generality for
+speed (docs/performance.md): fused Adam and channels-last conv models by default; bfloat16 /
+float16 autocast and torch.compile on request.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from tqdm.auto import tqdm
 from aekit.config import TrainConfig
 from aekit.errors import ConfigError, DataError
 from aekit.models.base import Model
+from aekit.parts import noise
+from aekit.training import distributed
 from aekit.training.callbacks import Callback, EpochCallback, as_callback, end_all
 from aekit.training.checkpoint import load_state_into, optimizer_tensors, restore_optimizer
 
@@ -74,6 +78,17 @@ def _mixed_precision(precision: str, device: torch.device) -> tuple[Callable[[],
     return functools.partial(torch.autocast, device_type=device.type, dtype=dtype), scaler
 
 
+class _Objective(torch.nn.Module):
+    """The model's loss terms as a module's forward pass: what DistributedDataParallel wraps."""
+
+    def __init__(self, model: Model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        return self.model.loss_terms(x, y)
+
+
 class Trainer:
     """Train ``model`` with Adam according to ``config``.
 
@@ -93,7 +108,9 @@ class Trainer:
         log_every: int | None = None,
     ):
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = distributed.device_for(resolve_device(config.device))
+        self.world = distributed.join(self.device)
+        distributed.check_batch_size(config.batch_size, self.world)
         self.channels_last = config.memory_format == "channels_last" or (
             config.memory_format == "auto" and any(isinstance(m, _CONVS) for m in model.modules())
         )
@@ -111,7 +128,19 @@ class Trainer:
         )
         self.autocast, self.scaler = _mixed_precision(config.precision, self.device)
         # The training step's forward pass, compiled on request; evaluation stays eager (no second compile).
-        self.loss_terms = torch.compile(model.loss_terms) if config.compile else model.loss_terms
+        loss_terms: Callable[..., dict[str, torch.Tensor]] = model.loss_terms
+        if self.world.parallel:
+            # Gradients averaged across ranks, overlapped with the backward pass; rank 0's weights and
+            # buffers copied to every rank first. The buffers are not synced each step: the quantizer
+            # sums its own statistics across ranks. A static graph lets a model leave parameters
+            # out of its loss (found on the first step) without a graph search every step.
+            loss_terms = torch.nn.parallel.DistributedDataParallel(
+                _Objective(model),
+                device_ids=[self.device] if self.device.type == "cuda" else None,
+                forward_sync_buffers=False,
+                static_graph=True,
+            )
+        self.loss_terms = torch.compile(loss_terms) if config.compile else loss_terms
         self.batch_transform = batch_transform  # e.g. dynamic binarisation: a new draw per batch
         self.callbacks: list[Callback | EpochCallback] = list(callbacks or [])
         self.log_every = config.log_every if log_every is None else log_every
@@ -152,7 +181,7 @@ class Trainer:
         bar = tqdm(
             total=cfg.epochs * steps_per_epoch,
             initial=min(state.step, cfg.epochs * steps_per_epoch),
-            disable=not cfg.progress,
+            disable=not cfg.progress or not self.world.main,
             unit="step",
             dynamic_ncols=True,
             leave=True,
@@ -165,31 +194,35 @@ class Trainer:
             while state.epoch < cfg.epochs and not state.stopped_early:
                 model.train()
                 start = time.perf_counter()
-                sums = torch.zeros(len(names), device=self.device)
-                seen = 0  # samples so far this epoch: the last batch may be smaller than batch_size
-                logged, logged_seen = [0.0] * len(names), 0  # the sums at the last read, for on_step
+                # The sums of each term over the samples so far this epoch, and their count (last):
+                # the last batch may be smaller than batch_size, and under torchrun each rank holds its own.
+                sums = torch.zeros(len(names) + 1, device=self.device)
+                logged, logged_seen = [0.0] * len(names), 0.0  # the sums at the last read, for on_step
                 self._set_lr()
-                for xb, yb in self._batches(x_train, y_train, bs):
-                    if self.batch_transform is not None:
-                        xb = self.batch_transform(xb)
-                    with self.autocast():
-                        terms = self.loss_terms(xb, yb)
+                for xb, yb, (offset, total) in self._batches(x_train, y_train, bs):
+                    with noise.batch_slice(offset, total):  # per-sample draws as one process would draw them
+                        if self.batch_transform is not None:
+                            xb = self.batch_transform(xb)
+                        with self.autocast():
+                            terms = self.loss_terms(xb, yb)
                     loss = self.objective(terms)
                     self.optimizer.zero_grad(set_to_none=True)
+                    # The ranks' gradients are averaged: weighting each rank's batch mean by its share of
+                    # the global batch makes that average the global batch mean, as in one process.
+                    scaled = loss * (len(xb) * self.world.size / total) if self.world.parallel else loss
                     if self.scaler is None:
-                        loss.backward()
+                        scaled.backward()
                         self.optimizer.step()
                     else:
-                        self.scaler.scale(loss).backward()
+                        self.scaler.scale(scaled).backward()
                         self.scaler.step(self.optimizer)
                         self.scaler.update()
                     state.step += 1
                     with torch.no_grad():
-                        sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(xb)
-                    seen += len(xb)
+                        sums += torch.stack([loss, *(terms[k].mean() for k in names[1:]), sums.new_ones(())]) * len(xb)
                     bar.update(1)
                     if state.step % self.log_every == 0:  # the only host sync inside an epoch
-                        totals = sums.tolist()
+                        *totals, seen = distributed.all_reduce_sum(sums.clone()).tolist()
                         bar.set_postfix(epoch=state.epoch + 1, loss=f"{totals[0] / seen:.4g}")
                         logs = {
                             k: (t - t0) / (seen - logged_seen) for k, t, t0 in zip(names, totals, logged, strict=True)
@@ -201,13 +234,14 @@ class Trainer:
                 state.epoch += 1
                 state.train_seconds += seconds
                 record = {"epoch": state.epoch, "step": state.step}
-                record.update({f"train/{k}": v / n for k, v in zip(names, sums.tolist(), strict=True)})
+                *totals, seen = distributed.all_reduce_sum(sums).tolist()
+                record.update({f"train/{k}": v / seen for k, v in zip(names, totals, strict=True)})
                 if x_valid is not None:
                     record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid, y_valid).items()})
                     record.update({f"valid/{k}": v for k, v in model.epoch_diagnostics(x_valid).items()})
                     model.train()
                 record["lr"] = self.optimizer.param_groups[0]["lr"]
-                record["samples_per_s"] = n / seconds
+                record["samples_per_s"] = seen / seconds
                 record["epoch_seconds"] = seconds
                 improved = self._track_best(record)
                 bar.set_postfix(
@@ -228,18 +262,30 @@ class Trainer:
 
     def _batches(
         self, x: torch.Tensor, y: torch.Tensor | None, bs: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """One epoch of shuffled ``(x, labels)`` batches: index slices of an in-memory tensor, or
-        the blocks of a streamed split moved to the device as they are read."""
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]]:
+        """One epoch of shuffled ``(x, labels, (offset, total))`` batches: index slices of an in-memory
+        tensor, or the blocks of a streamed split moved to the device as they are read.
+
+        Under torchrun every rank draws the same order and keeps its slice of each global batch of
+        ``total`` rows, from row ``offset``. A last global batch with fewer rows than ranks is skipped
+        (some rank would have none)."""
+        here = self.world
         if not isinstance(x, torch.Tensor):
             for xb in x.batches(bs, self.shuffle):
-                yield self._layout(xb.to(self.device, non_blocking=True)), None
+                if len(xb) < here.size:
+                    continue
+                start, stop = distributed.shard(len(xb), here)
+                yield self._layout(xb[start:stop].to(self.device, non_blocking=True)), None, (start, len(xb))
             return
         perm = torch.randperm(len(x), generator=self.shuffle).to(self.device)
         for i in range(0, len(x), bs):
             idx = perm[i : i + bs]
+            if len(idx) < here.size:
+                continue
+            start, stop = distributed.shard(len(idx), here)
+            total, idx = len(idx), idx[start:stop]
             # Per batch, not the whole split: a channels-last copy of a colour data set would double it.
-            yield self._layout(x[idx]), None if y is None else y[idx]
+            yield self._layout(x[idx]), None if y is None else y[idx], (start, total)
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the model's memory format (channels last for conv models on the fast path)."""
@@ -273,14 +319,21 @@ class Trainer:
         """Mean of each loss term (and the objective) over ``x``, per sample."""
         self.model.eval()
         names = ["loss", *self.model.term_weights]
-        sums = torch.zeros(len(names), device=self.device)
+        sums = torch.zeros(len(names) + 1, device=self.device)
         for i in range(0, len(x), batch_size):
-            xb = x[i : i + batch_size].to(self.device, torch.float32)  # a no-op for data already there
-            terms = self.model.loss_terms(xb, None if y is None else y[i : i + batch_size])
+            # Under torchrun each rank evaluates its slice of each batch, drawing what one process would.
+            total = min(batch_size, len(x) - i)
+            start, stop = distributed.shard(total, self.world)
+            if start == stop:
+                continue
+            xb = x[i + start : i + stop].to(self.device, torch.float32)  # a no-op for data already there
+            with noise.batch_slice(start, total):
+                terms = self.model.loss_terms(xb, None if y is None else y[i + start : i + stop])
             loss = self.objective(terms, warmup=False)
-            sums += torch.stack([loss, *(terms[k].mean() for k in names[1:])]) * len(terms[names[1]])
+            sums += torch.stack([loss, *(terms[k].mean() for k in names[1:]), sums.new_ones(())]) * len(xb)
         self.model.train()
-        return {k: v / len(x) for k, v in zip(names, sums.tolist(), strict=True)}
+        *totals, seen = distributed.all_reduce_sum(sums).tolist()
+        return {k: v / seen for k, v in zip(names, totals, strict=True)}
 
     def _track_best(self, record: dict[str, Any]) -> bool:
         """Update the best-so-far and the early-stopping counter; return whether this epoch improved."""
@@ -308,7 +361,7 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         state = asdict(self.state)
         state["best_valid"] = None if math.isinf(state["best_valid"]) else state["best_valid"]
-        meta = {"trainer": state, "optimizer": optim_meta}
+        meta = {"trainer": state, "optimizer": optim_meta, "world_size": self.world.size}
         if self.scaler is not None:  # float16: the loss scale it has found, so a resumed run keeps it
             meta["scaler"] = self.scaler.state_dict()
         return tensors, meta
