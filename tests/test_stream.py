@@ -69,6 +69,28 @@ def test_an_epoch_yields_every_row_once_in_bounded_reads(files, monkeypatch):
     assert max(reads) <= train.window_rows + stream.MAX_GAP * 8 and len(reads) > 3
 
 
+def test_sliced_batches_are_the_slices_of_the_batches(files, monkeypatch):
+    """What each torchrun rank reads: its slice of every batch of one process's epoch, and only that."""
+    monkeypatch.setattr(stream, "WINDOW_BYTES", 64 * 1024)
+    monkeypatch.setattr(stream, "BLOCK_ROWS", 32)
+    train = aekit.load_dataset(files["float"], storage="stream").train
+    whole = list(train.batches(50, torch.Generator().manual_seed(3)))
+    for size in (2, 3):
+        parts = [
+            list(
+                train.sliced_batches(
+                    50, torch.Generator().manual_seed(3), lambda n, r=r, k=size: (n * r // k, n * (r + 1) // k)
+                )
+            )
+            for r in range(size)
+        ]
+        assert all(len(p) == len(whole) for p in parts)
+        for i, batch in enumerate(whole):
+            assert all(p[i][2] == len(batch) for p in parts)
+            torch.testing.assert_close(torch.cat([p[i][0] for p in parts]), batch)
+            assert [p[i][1] for p in parts] == [len(batch) * r // size for r in range(size)]
+
+
 def test_training_streamed_matches_training_in_memory(files, tmp_path):
     kwargs = dict(model="vae", latent_dim=3, hidden=(32,), epochs=3, batch_size=64, progress=False, report=False)
     memory = aekit.train(data=str(files["float"]), storage="memory", out=tmp_path / "m", **kwargs)

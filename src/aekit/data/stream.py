@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -141,6 +141,48 @@ class NpyRows:
                 carry = x[full:] if full < len(x) else None
         if carry is not None:
             yield carry
+
+    def sliced_batches(
+        self, batch_size: int, generator: torch.Generator, part: Callable[[int], tuple[int, int]]
+    ) -> Iterator[tuple[torch.Tensor, int, int]]:
+        """The batches of :meth:`batches` (the same draws from ``generator``, so the same batches in the
+        same order), each cut to one process's slice: ``part(total)`` gives the ``(start, stop)`` of a
+        batch of ``total`` rows to keep. Only those rows are read from the file (about a window's worth
+        at a time, the next one in the background). Yields ``(rows, start, total)``."""
+        n_blocks = math.ceil(len(self.rows) / BLOCK_ROWS)
+        order = torch.randperm(n_blocks, generator=generator).numpy()
+        per_window = max(1, self.window_rows // BLOCK_ROWS)
+        windows = [self._positions(np.sort(order[i : i + per_window])) for i in range(0, n_blocks, per_window)]
+        # :meth:`batches` cuts the windows' shuffled rows, one after another, into batches: the same sequence.
+        shuffled = [self.rows[w][torch.randperm(len(w), generator=generator).numpy()] for w in windows]
+        sequence = np.concatenate(shuffled) if shuffled else np.zeros(0, dtype=np.int64)
+        starts = list(range(0, len(sequence), batch_size))
+        per_group = max(1, self.window_rows // batch_size)
+        groups = [starts[i : i + per_group] for i in range(0, len(starts), per_group)]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+
+            def read(g: int):
+                cuts, wanted = [], []
+                for start in groups[g]:
+                    total = min(batch_size, len(sequence) - start)
+                    lo, hi = part(total)
+                    cuts.append((lo, total, hi - lo))
+                    wanted.append(sequence[start + lo : start + hi])
+                rows = np.concatenate(wanted)
+                by_row = np.argsort(rows, kind="stable")
+                order = np.empty_like(by_row)
+                order[by_row] = np.arange(len(rows))  # take() reads sorted rows; this puts them back in order
+                return pool.submit(self.take, rows[by_row], order), cuts
+
+            pending = read(0) if groups else None
+            for g in range(len(groups)):
+                future, cuts = pending
+                x = future.result()
+                if g + 1 < len(groups):
+                    pending = read(g + 1)
+                for lo, total, size in cuts:
+                    yield x[:size], lo, total
+                    x = x[size:]
 
     def _positions(self, blocks: np.ndarray) -> np.ndarray:
         """Positions in this split of the rows of ``blocks`` (sorted block numbers)."""

@@ -270,12 +270,14 @@ class Trainer:
         ``total`` rows, from row ``offset``. A last global batch with fewer rows than ranks is skipped
         (some rank would have none)."""
         here = self.world
-        if not isinstance(x, torch.Tensor):
+        if not isinstance(x, torch.Tensor) and not here.parallel:
             for xb in x.batches(bs, self.shuffle):
-                if len(xb) < here.size:
-                    continue
-                start, stop = distributed.shard(len(xb), here)
-                yield self._layout(xb[start:stop].to(self.device, non_blocking=True)), None, (start, len(xb))
+                yield self._layout(xb.to(self.device, non_blocking=True)), None, (0, len(xb))
+            return
+        if not isinstance(x, torch.Tensor):  # each rank reads its own rows of each batch from the file
+            for xb, start, total in x.sliced_batches(bs, self.shuffle, lambda total: distributed.shard(total, here)):
+                if total >= here.size:
+                    yield self._layout(xb.to(self.device, non_blocking=True)), None, (start, total)
             return
         perm = torch.randperm(len(x), generator=self.shuffle).to(self.device)
         for i in range(0, len(x), bs):
