@@ -39,13 +39,21 @@ def test_a_0_1_0_run_evaluates_to_the_same_numbers(name, capsys):
                                             ("cvae", ["-n", "3", "--label", "2"])])  # fmt: skip
 def test_a_0_1_0_run_samples_the_same_images(name, argv, tmp_path):
     assert main(["sample", str(FIXTURES / name), *argv, "--out", str(tmp_path / "s.npy")]) == 0
-    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), np.load(FIXTURES / name / "expected_samples.npy"))
+    # To float rounding: another CPU's matrix kernels may round the last bit differently.
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), np.load(FIXTURES / name / "expected_samples.npy"),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
 
 
 def test_a_0_1_0_latent_ebm_gives_the_same_free_energies(tmp_path):
     out = tmp_path / "e.csv"
     assert main(["energy", str(FIXTURES / "latent-ebm"), "--inverse-temperature", "10", "--out", str(out)]) == 0
-    assert out.read_text() == (FIXTURES / "latent-ebm" / "expected_energy.csv").read_text()
+    got, expected = (
+        out.read_text().splitlines(),
+        (FIXTURES / "latent-ebm" / "expected_energy.csv").read_text().splitlines(),
+    )
+    assert got[0] == expected[0] and len(got) == len(expected)  # the same columns and rows
+    rows = lambda lines: np.array([[float(v) for v in line.split(",")] for line in lines[1:]])  # noqa: E731
+    np.testing.assert_allclose(rows(got), rows(expected), rtol=1e-5, atol=1e-5)  # to the printed digits
 
 
 def test_the_0_1_0_config_converts_to_the_family_sections():
