@@ -27,6 +27,7 @@ LAYERS = [
         "aekit.cli",
         "aekit",
         "aekit.__main__",
+        "aekit.console",
         "aekit.sklearn",
     },  # the package's __init__ exports the public API; the CLI reads its version
 ]

@@ -3,7 +3,8 @@
 Every error a user can cause (bad option, bad data, bad checkpoint, asking a model for something it
 cannot do) is an :class:`AekitError`.
 Its message says what was wrong, with which input, and how to fix it. The CLI prints the
-message without a traceback and exits with status 2.
+message without a traceback and exits with the error's ``exit_status``: 2 for a mistake in the
+input or the environment, 3 when training diverged, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from collections.abc import Iterable
 
 
 class AekitError(Exception):
-    """Base class of every error caused by user input."""
+    """Base class of every error aekit reports as one message (the command line exits with
+    ``exit_status``: 2 for a mistake in the input)."""
+
+    exit_status = 2
 
 
 class ConfigError(AekitError, ValueError):
@@ -34,6 +38,27 @@ class CapabilityError(AekitError):
 
 class NotGenerativeError(CapabilityError):
     """The model cannot generate samples (a plain autoencoder, or a VQ-VAE without a fitted prior)."""
+
+
+class StorageError(AekitError, OSError):
+    """The operating system refused a file operation (read-only or full disk, no permission, a path
+    through a file); the message names the path and the fix, and the previous files are intact."""
+
+
+class RunLockedError(AekitError):
+    """Another process is writing to the run directory; the message names it (pid, host, command)."""
+
+
+class TrainingDivergedError(AekitError):
+    """Training produced a non-finite loss or non-finite weights; the run keeps its last good checkpoint."""
+
+    exit_status = 3
+
+
+class RunInterrupted(AekitError):
+    """The user interrupted a command (Ctrl-C); the message says what was kept."""
+
+    exit_status = 130
 
 
 class MissingDependencyError(AekitError, ImportError):

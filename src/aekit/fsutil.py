@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from aekit.errors import StorageError
 
 
 @contextlib.contextmanager
@@ -17,23 +20,63 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
 
     The temporary file lives in the same directory so that the final ``os.replace`` is atomic:
-    readers see either the old file or the complete new one, never a partial write.
+    readers see either the old file or the complete new one, never a partial write. An operating
+    system error (full or read-only disk, no permission) is a :class:`StorageError` naming ``path``;
+    the old file is intact and the temporary one removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as err:
+        raise storage_error(err, path) from None
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates owner-only files; give the result the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
+        # mkstemp creates owner-only files; give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         yield tmp_path
         os.replace(tmp_path, path)
+    except StorageError:
+        raise
+    except OSError as err:
+        raise storage_error(err, path) from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def storage_error(err: OSError, path: str | os.PathLike, doing: str = "write") -> StorageError:
+    """The :class:`StorageError` for an operating system's refusal, with the fix for its cause."""
+    path = Path(path)
+    fixes = {
+        errno.ENOSPC: f"no space is left on the device holding '{path}'. Free some space or choose another --out",
+        errno.EDQUOT: f"the disk quota of '{path}' is used up. Free some space or choose another --out",
+        errno.EROFS: f"'{path}' is on a read-only file system. Choose an --out on a writable disk",
+        errno.EACCES: f"permission denied for '{path}'. Choose a path you may write to, or change its permissions",
+        errno.EPERM: f"the operation is not permitted on '{path}'. Choose a path you may write to",
+        errno.ENOTDIR: f"a part of '{path}' is a file, not a directory. Choose another path",
+        errno.EISDIR: f"'{path}' is a directory. Name a file",
+        errno.ENOENT: f"'{path}' or its folder does not exist. Check the path",
+    }
+    reason = fixes.get(err.errno, f"{err.strerror or err} ('{path}'). Check the path and the disk")
+    error = StorageError(f"Could not {doing} '{path.name}': {reason}. Files written before are intact.")
+    error.errno = err.errno
+    return error
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Remove the temporary files an interrupted atomic write left in ``folder`` (a killed process
+    cannot run its clean-up). Call it only while holding the folder's lock: another writer's
+    temporaries are live."""
+    for stray in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            stray.unlink()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

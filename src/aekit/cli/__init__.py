@@ -25,7 +25,8 @@ import sys
 from aekit import __version__
 from aekit.cli import codes, compare, embed, energy, evaluate, export, generate, latent, score, train
 from aekit.cli.common import Parser
-from aekit.errors import AekitError, ConfigError
+from aekit.errors import AekitError, ConfigError, RunInterrupted
+from aekit.fsutil import storage_error
 from aekit.training import distributed
 
 SPLITS = ("train", "valid", "test", "all")
@@ -62,10 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "split", None) not in (None, *SPLITS):
             raise ConfigError(f"Unknown split '{args.split}'. Choose one of: {', '.join(SPLITS)}.")
         return args.handler(args)
-    except AekitError as err:
+    except (AekitError, OSError) as err:
+        if not isinstance(err, AekitError):  # an operating-system refusal no check above foresaw
+            err = storage_error(err, err.filename or "a file", "read or write")
         here = distributed.world()
         print(f"aekit: error{f' (rank {here.rank})' if here.rank else ''}: {err}", file=sys.stderr)
-        return 2
+        return err.exit_status
+    except KeyboardInterrupt:  # outside training (start-up, evaluation, report): nothing half-written
+        print("aekit: interrupted.", file=sys.stderr)
+        return RunInterrupted.exit_status
     finally:
         distributed.leave()  # under torchrun: leave the process group cleanly, error or not
 
