@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from aekit.config import TrainConfig
-from aekit.errors import ConfigError, DataError
+from aekit.errors import ConfigError, DataError, TrainingDivergedError
 from aekit.models.base import Model
 from aekit.parts import noise
 from aekit.training import distributed
@@ -40,6 +40,8 @@ from aekit.training.callbacks import Callback, EpochCallback, as_callback, end_a
 from aekit.training.checkpoint import load_state_into, optimizer_tensors, restore_optimizer
 
 _CONVS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+# A loss this many times its first batch's (in magnitude, at least 1) has run away: training diverged.
+EXPLODED = 1e6
 
 
 @dataclass
@@ -187,6 +189,7 @@ class Trainer:
             leave=True,
         )
         error: BaseException | None = None
+        self._first_loss: float | None = None
         try:
             for callback in callbacks:
                 callback.on_train_begin(self)
@@ -212,17 +215,25 @@ class Trainer:
                     scaled = loss * (len(xb) * self.world.size / total) if self.world.parallel else loss
                     if self.scaler is None:
                         scaled.backward()
+                        self._clip_gradients()
                         self.optimizer.step()
                     else:
                         self.scaler.scale(scaled).backward()
+                        if cfg.clip_grad_norm:
+                            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+                        self._clip_gradients()
                         self.scaler.step(self.optimizer)
                         self.scaler.update()
                     state.step += 1
                     with torch.no_grad():
                         sums += torch.stack([loss, *(terms[k].mean() for k in names[1:]), sums.new_ones(())]) * len(xb)
                     bar.update(1)
+                    if self._first_loss is None:  # one sync per fit: the scale an exploding loss is measured by
+                        *first, first_seen = distributed.all_reduce_sum(sums.clone()).tolist()
+                        self._first_loss = first[0] / first_seen
                     if state.step % self.log_every == 0:  # the only host sync inside an epoch
                         *totals, seen = distributed.all_reduce_sum(sums.clone()).tolist()
+                        self._check_diverged("the training loss", totals[0] / seen)
                         bar.set_postfix(epoch=state.epoch + 1, loss=f"{totals[0] / seen:.4g}")
                         logs = {
                             k: (t - t0) / (seen - logged_seen) for k, t, t0 in zip(names, totals, logged, strict=True)
@@ -231,15 +242,18 @@ class Trainer:
                         for callback in callbacks:
                             callback.on_step(self, state.step, logs)
                 seconds = time.perf_counter() - start
-                state.epoch += 1
-                state.train_seconds += seconds
-                record = {"epoch": state.epoch, "step": state.step}
                 *totals, seen = distributed.all_reduce_sum(sums).tolist()
+                # Before anything of this epoch is saved: a diverged epoch never reaches the run directory.
+                self._check_diverged("the training loss", totals[0] / seen, weights=True)
+                record = {"epoch": state.epoch + 1, "step": state.step}
                 record.update({f"train/{k}": v / seen for k, v in zip(names, totals, strict=True)})
                 if x_valid is not None:
                     record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid, y_valid).items()})
+                    self._check_diverged("the validation loss", record["valid/loss"])
                     record.update({f"valid/{k}": v for k, v in model.epoch_diagnostics(x_valid).items()})
                     model.train()
+                state.epoch += 1
+                state.train_seconds += seconds
                 record["lr"] = self.optimizer.param_groups[0]["lr"]
                 record["samples_per_s"] = seen / seconds
                 record["epoch_seconds"] = seconds
@@ -288,6 +302,34 @@ class Trainer:
             total, idx = len(idx), idx[start:stop]
             # Per batch, not the whole split: a channels-last copy of a colour data set would double it.
             yield self._layout(x[idx]), None if y is None else y[idx], (start, total)
+
+    def _clip_gradients(self) -> None:
+        if self.config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm, foreach=True)
+
+    def _check_diverged(self, what: str, loss: float, weights: bool = False) -> None:
+        """Stop with :class:`TrainingDivergedError` when a loss (read at the host syncs the loop makes
+        anyway: no extra sync per step) is not finite or has exploded, or, at the end of an epoch, a
+        weight is not finite. The epoch is not saved, so the run directory keeps its last good checkpoint."""
+        bad = f"{what} is {loss}" if not math.isfinite(loss) else None
+        # A finite loss can still have run away (a learned scale collapsed, weights near overflow):
+        # no working model's loss grows a million-fold over its first batch's.
+        scale = max(abs(self._first_loss or 0.0), 1.0)
+        if bad is None and abs(loss) > EXPLODED * scale:
+            bad = f"{what} exploded to {loss:.3g} (the first batch's was {self._first_loss:.4g})"
+        if bad is None and weights:
+            finite = torch.stack([p.detach().isfinite().all() for p in self.model.parameters()]).all()
+            bad = None if bool(finite) else "a weight became non-finite (NaN or infinite)"
+        if bad is None:
+            return
+        state, cfg = self.state, self.config
+        kept = (f"the last good checkpoint (epoch {state.epoch}) is kept" if state.epoch
+                else "no epoch finished, so nothing was saved and the same command reuses the directory")  # fmt: skip
+        raise TrainingDivergedError(
+            f"Training diverged in epoch {state.epoch + 1} by step {state.step}: {bad}; {kept}. Try a lower "
+            f"--lr (it is {cfg.lr:g}), --clip-grad-norm 1.0, or standardised data (--normalize standard) when "
+            "its values are large."
+        )
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the model's memory format (channels last for conv models on the fast path)."""
