@@ -12,7 +12,7 @@ import torch
 
 import aekit
 from aekit.cli import main
-from aekit.errors import CheckpointError, ConfigError, MissingDependencyError
+from aekit.errors import ConfigError, MissingDependencyError, RunInterrupted
 from aekit.runs.layout import read_metrics
 from aekit.runs.tracking import resolve_tracking_uri
 from aekit.training.callbacks import Callback
@@ -116,7 +116,7 @@ def test_every_callback_ends_when_training_is_interrupted(tmp_path):
             raise RuntimeError("a logger that cannot close")
 
     first, failing, last = Recorder(), FailingClose(), Recorder()
-    with pytest.raises(CheckpointError, match="interrupted"):  # the interruption, not the logger's failure
+    with pytest.raises(RunInterrupted, match="interrupted"):  # the interruption, not the logger's failure
         aekit.train(**QUICK, epochs=3, out=tmp_path / "r", callbacks=[first, Interrupt(), failing, last])
     assert [c[0] for c in first.calls] == ["begin", "epoch", "exception", "end"]
     for recorder in (failing, last):  # after the one that raised: they never saw the epoch, but they end
@@ -219,7 +219,7 @@ def test_mlflow_params_metrics_artifacts_and_resume(tmp_path, mlflow_store):
                 raise KeyboardInterrupt
 
     options = {**QUICK, "report": True}
-    with pytest.raises(CheckpointError):
+    with pytest.raises(RunInterrupted):
         aekit.train(**options, epochs=3, out=tmp_path / "r", mlflow=mlflow_store, callbacks=[InterruptAtEpoch2()])
     saved = json.loads((tmp_path / "r" / "mlflow.json").read_text())
     client = MlflowClient(tracking_uri=mlflow_store)

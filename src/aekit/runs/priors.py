@@ -23,6 +23,7 @@ from aekit.models.base import Model, device_of
 from aekit.parts.pixelcnn import GatedPixelCNN, bits_per_code
 from aekit.parts.pixelcnn import train_prior as fit
 from aekit.runs.layout import PLOTS, PRIOR_INFO, PRIOR_WEIGHTS, WEIGHTS, read_json
+from aekit.runs.lock import RunLock
 from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
 
 
@@ -60,36 +61,40 @@ def train_prior(
             raise ConfigError(f"{name} must be at least 1, got {value}.")
     if lr <= 0:
         raise ConfigError(f"lr must be > 0, got {lr}.")
-    if (run.path / PRIOR_WEIGHTS).exists() and not overwrite:
-        raise ConfigError(f"'{run.path}' already has a prior; pass --overwrite to replace it.")
-    data = run.load_data()
-    device = device_of(model)
-    train = data.train
-    if run.config.data.binarize == "dynamic":  # the codes of one fixed draw, as the model saw binary images
-        train = torch.bernoulli(train, generator=torch.Generator().manual_seed(seed))
-    maps = model.code_maps(train.to(device))
-    valid = model.code_maps(data.valid.to(device)) if len(data.valid) else None
-    torch.manual_seed(seed)
-    prior = GatedPixelCNN(model.num_codes, channels=channels, layers=layers, kernel=kernel).to(device)
-    records = fit(prior, maps, epochs=epochs, batch_size=batch_size, lr=lr, valid=valid, progress=progress, seed=seed)
-    h, w = maps.shape[1:]
-    test = model.code_maps(data.test.to(device)) if len(data.test) else maps
-    with torch.no_grad():
-        nll = float(torch.cat([prior.nll(test[i : i + 512].to(device)).cpu() for i in range(0, len(test), 512)]).mean())
-    summary = {
-        "prior": prior.config,
-        "code_shape": [h, w],
-        "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed},
-        "model_sha256": weights_digest(run.path / WEIGHTS),
-        "test_nll": nll,
-        "test_bits_per_code": bits_per_code(nll, h, w),
-        "uniform_bits_per_code": math.log2(model.num_codes),
-        "records": records,
-    }
-    save_tensors(run.path / PRIOR_WEIGHTS, prior.state_dict(), {"model": "gated-pixelcnn", "prior": prior.config})
-    atomic_write_text(run.path / PRIOR_INFO, json.dumps(summary, indent=2))
-    model.attach_prior(prior)
-    return summary
+    with RunLock(run.path):  # one writer: a second train-prior or a --resume would mix the files
+        if (run.path / PRIOR_WEIGHTS).exists() and not overwrite:
+            raise ConfigError(f"'{run.path}' already has a prior; pass --overwrite to replace it.")
+        data = run.load_data()
+        device = device_of(model)
+        train = data.train
+        if run.config.data.binarize == "dynamic":  # the codes of one fixed draw, as the model saw binary images
+            train = torch.bernoulli(train, generator=torch.Generator().manual_seed(seed))
+        maps = model.code_maps(train.to(device))
+        valid = model.code_maps(data.valid.to(device)) if len(data.valid) else None
+        torch.manual_seed(seed)
+        prior = GatedPixelCNN(model.num_codes, channels=channels, layers=layers, kernel=kernel).to(device)
+        records = fit(
+            prior, maps, epochs=epochs, batch_size=batch_size, lr=lr, valid=valid, progress=progress, seed=seed
+        )
+        h, w = maps.shape[1:]
+        test = model.code_maps(data.test.to(device)) if len(data.test) else maps
+        with torch.no_grad():
+            parts = [prior.nll(test[i : i + 512].to(device)).cpu() for i in range(0, len(test), 512)]
+            nll = float(torch.cat(parts).mean())
+        summary = {
+            "prior": prior.config,
+            "code_shape": [h, w],
+            "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed},
+            "model_sha256": weights_digest(run.path / WEIGHTS),
+            "test_nll": nll,
+            "test_bits_per_code": bits_per_code(nll, h, w),
+            "uniform_bits_per_code": math.log2(model.num_codes),
+            "records": records,
+        }
+        save_tensors(run.path / PRIOR_WEIGHTS, prior.state_dict(), {"model": "gated-pixelcnn", "prior": prior.config})
+        atomic_write_text(run.path / PRIOR_INFO, json.dumps(summary, indent=2))
+        model.attach_prior(prior)
+        return summary
 
 
 def attach_saved_prior(model: Model, run_dir: Path) -> None:

@@ -7,10 +7,9 @@ atomically, so an interrupted run leaves a consistent directory that ``--resume`
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from torch import nn
 from aekit.config import CUSTOM, RunConfig, from_dict, save_yaml
 from aekit.data import Dataset, NpyRows, in_memory, keep_classes, load_dataset, normalize_dataset
 from aekit.data.arrays import value_range
-from aekit.errors import CheckpointError, ConfigError, DataError
+from aekit.errors import CheckpointError, ConfigError, DataError, RunInterrupted
 from aekit.evaluation.metrics import evaluate, psnr_range
-from aekit.fsutil import atomic_write_text
+from aekit.fsutil import atomic_write_text, remove_stale_temporaries
 from aekit.models import Model, build_model
 from aekit.models.base import device_of
 from aekit.parts.likelihoods import resolve_likelihood
@@ -39,15 +38,18 @@ from aekit.runs.layout import (
     WEIGHTS,
     api_command,
     clear_run_dir,
+    dumps,
+    read_command,
     read_config,
     read_json,
     read_metrics,
 )
+from aekit.runs.lock import LOCK, RunLock
 from aekit.runs.priors import attach_saved_prior
 from aekit.runs.tracking import clear_tracking, open_trackers, require_trackers, resolve_tracking
 from aekit.training import distributed
 from aekit.training.callbacks import Callback, EpochCallback
-from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
+from aekit.training.checkpoint import check_checkpoint, load_state_into, load_tensors, save_tensors
 from aekit.training.trainer import Trainer, resolve_device
 
 
@@ -238,7 +240,8 @@ def train(
         dataset = binarize_dataset(dataset, d.binarize, d.binarize_seed)
     model_options = set(config.model.field_names())
     if "likelihood" in model_options:
-        config = config.replace(likelihood=resolve_likelihood(config.model.likelihood, dataset.train))
+        splits = (dataset.train, dataset.valid, dataset.test)
+        config = config.replace(likelihood=resolve_likelihood(config.model.likelihood, *splits))
     if "condition_on" in model_options and config.model.condition_on == "labels":
         if dataset.train_labels is None:
             raise DataError(
@@ -254,27 +257,32 @@ def train(
     # Under torchrun: every rank trains the same thing on the same data, and rank 0 alone writes.
     distributed.check_agreement("the configuration", distributed.digest(save_yaml(config)))
     distributed.check_agreement("the data", _data_digest(dataset))
-    path = Path(distributed.from_main(lambda: _new_run_dir(out, config, overwrite)))
-    info = {
-        "name": dataset.name,
-        "kind": dataset.kind,
-        "sample_shape": list(dataset.sample_shape),
-        "normalization": dataset.normalization,
-        "has_labels": dataset.train_labels is not None,
-        "sizes": {s: len(getattr(dataset, s)) for s in ("train", "valid", "test")},
-        "storage": "stream" if isinstance(dataset.train, NpyRows) else "memory",
-    }
-    if dataset.feature_names is not None:
-        info["feature_names"] = list(dataset.feature_names)
-    if here.main:
-        atomic_write_text(path / CONFIG, save_yaml(config))
-        atomic_write_text(path / DATA_INFO, json.dumps(info, indent=2))
-    if here.main and (encoder is not None or decoder is not None):
-        networks = {name: _describe(net) for name, net in (("encoder", encoder), ("decoder", decoder)) if net}
-        atomic_write_text(path / NETWORKS, json.dumps(networks, indent=2))
-    trainer = Trainer(model, config.train, callbacks=callbacks, batch_transform=_batch_transform(config))
-    run = Run(path, config, model, info)
-    return _fit(run, trainer, dataset, history=[], report=report, command=command)
+    path, lock = _lock_on_main(lambda: _claim_run_dir(out, config, overwrite))
+    try:
+        info = {
+            "name": dataset.name,
+            "kind": dataset.kind,
+            "sample_shape": list(dataset.sample_shape),
+            "normalization": dataset.normalization,
+            "has_labels": dataset.train_labels is not None,
+            "sizes": {s: len(getattr(dataset, s)) for s in ("train", "valid", "test")},
+            "storage": "stream" if isinstance(dataset.train, NpyRows) else "memory",
+        }
+        if dataset.feature_names is not None:
+            info["feature_names"] = list(dataset.feature_names)
+        if here.main:  # the command first: a run stopped during start-up says how to start it again
+            atomic_write_text(path / COMMAND, command + "\n")
+            atomic_write_text(path / CONFIG, save_yaml(config))
+            atomic_write_text(path / DATA_INFO, dumps(info, indent=2))
+        if here.main and (encoder is not None or decoder is not None):
+            networks = {name: _describe(net) for name, net in (("encoder", encoder), ("decoder", decoder)) if net}
+            atomic_write_text(path / NETWORKS, dumps(networks, indent=2))
+        trainer = Trainer(model, config.train, callbacks=callbacks, batch_transform=_batch_transform(config))
+        run = Run(path, config, model, info)
+        return _fit(run, trainer, dataset, history=[], report=report)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 # Options --resume may change: how long to train and how training is watched, not what is trained.
@@ -303,59 +311,91 @@ def resume(
             f"resume continues a run with its saved configuration; it cannot change {', '.join(unknown)}. "
             f"It may change: {', '.join(RESUME_OPTIONS)}."
         )
+    path = Path(path)
+    if not_started(path):
+        raise CheckpointError(not_started_message(path, "has no checkpoint to resume"))
     run = load_run(path, weights=None, encoder=encoder, decoder=decoder)
-    overrides = {k: v for k, v in {"epochs": epochs, "progress": progress, **options}.items() if v is not None}
-    run.config = resolve_tracking(run.config.replace(**overrides))
-    require_trackers(run.config.train)
-    tensors, meta = load_tensors(run.path / CHECKPOINT)
-    trainer = Trainer(run.model, run.config.train, callbacks=callbacks, batch_transform=_batch_transform(run.config))
-    trainer.load_state_tensors(tensors, meta)
-    distributed.check_agreement("the checkpoint", distributed.digest(trainer.state.step, meta.get("trainer")))
-    if trainer.world.main:
-        atomic_write_text(run.path / CONFIG, save_yaml(run.config))
-    history = read_metrics(run.path)[: trainer.state.epoch]
-    return _fit(run, trainer, run.load_data(), history=history, report=report)
+    distributed.join(distributed.device_for(resolve_device(run.config.train.device)))  # torchrun: the group
+    _, lock = _lock_on_main(lambda: RunLock(path).acquire())
+    try:
+        if lock is not None:
+            remove_stale_temporaries(path)  # a killed write's leftovers; no other writer holds the lock
+        overrides = {k: v for k, v in {"epochs": epochs, "progress": progress, **options}.items() if v is not None}
+        run.config = resolve_tracking(run.config.replace(**overrides))
+        require_trackers(run.config.train)
+        tensors, meta = load_tensors(run.path / CHECKPOINT)
+        trainer = Trainer(
+            run.model, run.config.train, callbacks=callbacks, batch_transform=_batch_transform(run.config)
+        )
+        check_checkpoint(tensors, meta, run.path / CHECKPOINT, trainer)
+        trainer.load_state_tensors(tensors, meta)
+        distributed.check_agreement("the checkpoint", distributed.digest(trainer.state.step, meta.get("trainer")))
+        if trainer.world.main:
+            atomic_write_text(run.path / CONFIG, save_yaml(run.config))
+        history = read_metrics(run.path)[: trainer.state.epoch]
+        return _fit(run, trainer, run.load_data(), history=history, report=report)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 class RunDirectory(Callback):
     """Writes each epoch into the run directory: its record to metrics.jsonl, the weights when the
-    validation loss improved, the full training state to checkpoint.safetensors (for --resume)."""
+    validation loss improved, the full training state to checkpoint.safetensors (for --resume).
 
-    def __init__(self, run: Run, history: list[dict[str, Any]]):
+    The checkpoint goes last: it is what --resume starts from, so a kill between the writes leaves
+    a run that resumes from the epoch before and redoes this one (metrics.jsonl is cut to the
+    checkpoint's epoch on resume, and the weights of the redone epoch are the same)."""
+
+    def __init__(self, run: Run, history: list[dict[str, Any]], saved: int = 0):
         self.run, self.history = run, history
+        self.saved = saved  # the epoch checkpoint.safetensors holds (0: none)
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any], improved: bool) -> None:
         path = self.run.path
         self.history.append(record)
+        atomic_write_text(path / METRICS, "".join(dumps(r) + "\n" for r in self.history))
         if improved:
             save_tensors(path / WEIGHTS, trainer.model.state_dict(), _weights_meta(self.run))
         tensors, meta = trainer.state_tensors()
         save_tensors(path / CHECKPOINT, tensors, meta)
-        atomic_write_text(path / METRICS, "".join(json.dumps(r) + "\n" for r in self.history))
+        self.saved = trainer.state.epoch
 
 
-def _fit(
-    run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], report: bool, command: str | None = None
-) -> Run:
-    """Train, then write the summary, plots and report. ``command`` (a new run) is recorded in command.txt;
-    a resumed run keeps the command that made it.
+def _fit(run: Run, trainer: Trainer, dataset: Dataset, *, history: list[dict], report: bool) -> Run:
+    """Train, then write the summary, plots and report.
 
     The callbacks run in this order: the caller's (one may stop training, and the checkpoint records it),
     the run directory's, then the loggers of the config (which see each epoch once it is saved)."""
     path, main = run.path, trainer.world.main
-    if command is not None and main:
-        atomic_write_text(path / COMMAND, command + "\n")
     trackers = open_trackers(path, run.config, dataset, run.denormalize, list(history)) if main else []
-    trainer.callbacks += [RunDirectory(run, history), *trackers] if main else []
+    directory = RunDirectory(run, history, saved=trainer.state.epoch)
+    trainer.callbacks += [directory, *trackers] if main else []
     try:
         state = trainer.fit(dataset.train, dataset.valid, dataset.train_labels, dataset.valid_labels)
     except KeyboardInterrupt:
-        raise CheckpointError(
-            f"Training was interrupted after epoch {trainer.state.epoch}. The run directory is consistent; "
-            f"continue with: aekit train --resume {path}"
+        if not directory.saved:
+            raise RunInterrupted(not_started_message(path, "was interrupted")) from None
+        raise RunInterrupted(
+            f"Training was interrupted; the run directory holds epoch {directory.saved} and is consistent. "
+            f"Continue with: aekit train --resume {path}"
         ) from None
     if not main:  # rank 0 evaluates and writes the summary and report; this rank's model is trained alike
         return run
+    try:
+        return _finish(run, trainer, dataset, state, history, report, trackers)
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"Interrupted after training, while writing the summary and report of '{path}'. The trained model "
+            f"is saved; write them with: aekit train --resume {path}"
+        ) from None
+
+
+def _finish(
+    run: Run, trainer: Trainer, dataset: Dataset, state: Any, history: list[dict], report: bool, trackers: list
+) -> Run:
+    """The test-set evaluation, summary.json, the figures and report after training."""
+    path = run.path
     weights, _ = load_tensors(path / WEIGHTS)
     load_state_into(run.model, weights, path / WEIGHTS)
     test = {}
@@ -379,7 +419,7 @@ def _fit(
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "test": test,
     }
-    atomic_write_text(path / SUMMARY, json.dumps(summary, indent=2))
+    atomic_write_text(path / SUMMARY, dumps(summary, indent=2))
     if report:
         write_artifacts(run, dataset, history, summary)
     for tracker in trackers:
@@ -410,6 +450,8 @@ def load_run(
             f"'{path}' is not an aekit run directory: it lacks {CONFIG} or {DATA_INFO}. "
             "Pass the directory 'aekit train' wrote (its path is printed at the end of training)."
         )
+    if weights is not None and not (path / weights).is_file() and not_started(path):
+        raise CheckpointError(not_started_message(path, "has no trained weights"))
     config = read_config(path)
     info = read_json(path, DATA_INFO)
     custom = "arch" in config.model.field_names() and config.model.arch == CUSTOM
@@ -509,22 +551,63 @@ def _data_digest(dataset: Dataset) -> str:
     return distributed.digest(dataset.name, tuple(dataset.sample_shape), sizes, head)
 
 
-def _new_run_dir(out: str | Path | None, config: RunConfig, overwrite: bool) -> Path:
+def _claim_run_dir(out: str | Path | None, config: RunConfig, overwrite: bool) -> RunLock:
+    """Lock the run directory for a new run and empty it of an earlier run's files.
+
+    A directory whose run never finished an epoch (no checkpoint: killed or interrupted during
+    start-up or its first epoch) holds nothing to keep, so it is reused without --overwrite."""
     if out is None:
         stem = Path(config.data.data).stem or "data"
         out = Path("runs") / f"{config.model.model}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out '{path}' is a file, not a directory. Choose another path.")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise ConfigError(
-                f"Run directory '{path}' already exists and is not empty. Choose another --out, "
-                f"continue it with --resume {path}, or replace it with --overwrite."
-            )
-        if not (path / CONFIG).is_file():
-            raise ConfigError(f"--overwrite refuses to clear '{path}': it is not an aekit run directory (no {CONFIG}).")
-        clear_run_dir(path)
-    path.mkdir(parents=True, exist_ok=True)
-    clear_tracking(path, config.train)
-    return path
+    lock = RunLock(path).acquire()  # creates the directory; from here no other writer gets in
+    try:
+        if any(p.name != LOCK for p in path.iterdir()):
+            if not_started(path):
+                clear_run_dir(path)
+            elif not overwrite:
+                raise ConfigError(
+                    f"Run directory '{path}' already exists and is not empty. Choose another --out, "
+                    f"continue it with --resume {path}, or replace it with --overwrite."
+                )
+            elif not (path / CONFIG).is_file():
+                raise ConfigError(
+                    f"--overwrite refuses to clear '{path}': it is not an aekit run directory (no {CONFIG})."
+                )
+            else:
+                clear_run_dir(path)
+        remove_stale_temporaries(path)
+        clear_tracking(path, config.train)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _lock_on_main(take: Callable[[], RunLock]) -> tuple[Path, RunLock | None]:
+    """Rank 0 takes the run directory's lock (the other ranks of a torchrun launch write nothing);
+    every rank gets the path, and when rank 0 fails every rank raises its error."""
+    held: list[RunLock] = []
+
+    def main_rank() -> str:
+        held.append(take())
+        return str(held[0].path)
+
+    path = Path(distributed.from_main(main_rank))
+    return path, (held[0] if held else None)
+
+
+def not_started(path: Path) -> bool:
+    """A run directory whose training never finished an epoch: a config but no checkpoint."""
+    return (path / CONFIG).is_file() and not (path / CHECKPOINT).is_file()
+
+
+def not_started_message(path: Path, what: str) -> str:
+    command = read_command(path)
+    again = f": {command}" if command and command.startswith("aekit ") else ""
+    return (
+        f"The run '{path}' {what}: its training stopped before the first epoch was saved, so nothing was kept. "
+        f"Start it again by running the same command{again} (it reuses the directory; no --overwrite needed)."
+    )
