@@ -20,7 +20,6 @@ split, normalisation, binarisation and classes); otherwise the comparison is ref
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ from aekit.errors import ConfigError, DataError
 from aekit.evaluation.features import feature_space, fid, kid
 from aekit.evaluation.metrics import encode_all, psnr, psnr_range
 from aekit.evaluation.scores import DEFAULT_IW_SAMPLES, detection_metrics, resolve_kind
-from aekit.runs.layout import SUMMARY
+from aekit.runs.layout import SUMMARY, read_json
 from aekit.runs.run import Run, load_run
 
 COLUMNS = ("mse", "psnr", "neg_elbo", "nll_iw", "probe_accuracy", "knn_accuracy", "fid", "kid", "auroc",
@@ -238,7 +237,6 @@ def probe_scores(train_codes, train_y, codes, y, *, seed: int = 0, max_train: in
 
 
 def _summary(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads((path / SUMMARY).read_text())
-    except (OSError, ValueError):
-        return {}
+    """The run's training summary (its numbers: the cost columns); empty for a run that has none."""
+    summary = read_json(path, SUMMARY) if (path / SUMMARY).is_file() else {}
+    return {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

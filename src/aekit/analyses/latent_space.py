@@ -10,7 +10,6 @@ capability), the prior-unit grid of the manifold a continuous prior.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from aekit.figures.canvas import PathLike
 from aekit.figures.latent_plots import check_values, plot_interpolation, plot_traversal
 from aekit.fsutil import atomic_write_text
 from aekit.models.base import device_of
+from aekit.runs.layout import dumps
 from aekit.runs.run import Run, train
 
 TRAVERSAL_VALUES = tuple(np.linspace(-3, 3, 9).tolist())  # -3..3 prior standard deviations
@@ -222,5 +222,5 @@ def beta_sweep(
         codes = np.pad(codes, ((0, 0), (0, 2 - codes.shape[1])))  # a 1-D code is drawn on the line z2 = 0
         panels.append((float(beta), codes, None if labels is None else labels.numpy(), metrics))
         results.append({"beta": float(beta), "run": str(run.path)} | {k: metrics[k] for k in ("recon_nats", "kl")})
-    atomic_write_text(out / "beta_sweep.json", json.dumps(results, indent=2))
+    atomic_write_text(out / "beta_sweep.json", dumps(results, indent=2))
     return latent_plots.plot_beta_sweep(panels, out / "beta_sweep.png", latent_dim=latent_dim)

@@ -4,6 +4,7 @@ the run-and-data arguments, and checked output paths."""
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from aekit.data import in_memory
 from aekit.errors import ConfigError, suggest
 from aekit.fsutil import atomic_path
 from aekit.registry import FAMILIES, Family, preset_names
+from aekit.runs.layout import strict_json
 
 # Flags that earlier releases spelled otherwise: {old flag: message}.
 RENAMED_FLAGS = {
@@ -159,6 +161,16 @@ def check_out(out: str, suffixes: tuple[str, ...]) -> Path:
     if path.suffix.lower() not in suffixes:
         raise ConfigError(f"--out '{out}' must end in {' or '.join(suffixes)}.")
     return path
+
+
+def print_json(result: dict[str, Any]) -> None:
+    """Print ``result`` as one line of strict JSON (what ``--json`` prints): a NaN or infinite number as
+    null, and the keys that held one (dotted paths) listed under ``non_finite``."""
+    found: list[str] = []
+    shown = strict_json(result, found)
+    if found:
+        shown["non_finite"] = found
+    print(json.dumps(shown, allow_nan=False))
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

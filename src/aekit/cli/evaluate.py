@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from aekit.cli.common import RENAMED_FLAGS, add_run_and_data, check_out, in_memory, split_data
+from aekit.cli.common import RENAMED_FLAGS, add_run_and_data, check_out, in_memory, print_json, split_data
 from aekit.errors import ConfigError
 from aekit.evaluation.denoising import denoise
 from aekit.evaluation.disentanglement import disentanglement_report
@@ -69,7 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.pca_baseline:
         metrics.update(pca_baseline(in_memory(dataset.train), in_memory(x), run.model.latent_dim))
     if args.json:
-        print(json.dumps(metrics))
+        print_json(metrics)
     else:
         for k, v in metrics.items():
             if isinstance(v, list):
@@ -84,7 +83,7 @@ def cmd_pca_check(args: argparse.Namespace) -> int:
     x, _ = split_data(run, args, dataset)
     result = pca_check(run.model, in_memory(dataset.train), in_memory(x))
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
     else:
         print(f"k = {result['k']}: linear AE MSE {result['ae_mse']:.6g}, PCA MSE {result['pca_mse']:.6g} "
               f"(ratio {result['ae_mse'] / result['pca_mse']:.4f}); largest principal angle "
@@ -116,7 +115,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         rows = [("clean", x[:n]), ("corrupted", noisy[:n].clamp(0, 1)), ("restored", restored[:n].clamp(0, 1))]
         plots.plot_rows(rows, out, title=f"{noise} noise, level {level}")
     if args.json:
-        print(json.dumps(metrics))
+        print_json(metrics)
     else:
         print(f"{noise} noise, level {level:g}. MSE against the clean data: corrupted {metrics['mse_corrupted']:.6g}, "
               f"restored {metrics['mse_restored']:.6g} ({metrics['improvement']:.3g}x lower)")  # fmt: skip
@@ -128,7 +127,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def cmd_disentanglement(args: argparse.Namespace) -> int:
     report = disentanglement_report(load_run(args.run_dir), seed=args.seed)
     if args.json:
-        print(json.dumps(report))
+        print_json(report)
     else:
         print(f"beta-VAE score {report['betavae_score']:.4f}   MIG {report['mig']:.4f}")
         for name, gap in report["mig_per_factor"].items():

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from aekit.analyses.anomaly import DEFAULT_CONTAMINATION, score_run
-from aekit.cli.common import add_run_and_rows, check_out, numbers, rows_data
+from aekit.cli.common import add_run_and_rows, check_out, numbers, print_json, rows_data
 from aekit.evaluation.scores import DEFAULT_IW_SAMPLES, SCORE_KINDS
 from aekit.runs.run import load_run
 
@@ -50,7 +49,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     report.write_csv(out)
     summary = {"run": str(run.path), **report.summary(), "out": str(out)}
     if args.json:
-        print(json.dumps(summary))
+        print_json(summary)
         return 0
     chosen = " (auto)" if report.auto else ""
     print(f"Scored {summary['n']} samples by {report.kind}{chosen}: {summary['meaning']}.")

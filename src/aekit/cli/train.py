@@ -13,7 +13,7 @@ from aekit.cli.common import add_config_flags, given_config, numbers
 from aekit.config import load_yaml
 from aekit.errors import ConfigError
 from aekit.registry import family_of, preset_names
-from aekit.runs.layout import REPORT, SUMMARY
+from aekit.runs.layout import REPORT, SUMMARY, read_json
 from aekit.runs.run import RESUME_OPTIONS, resume, train
 from aekit.training import distributed
 
@@ -83,9 +83,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = train(values, out=args.out, overwrite=args.overwrite, report=not args.no_report, command=command)
     if not distributed.world().main:  # under torchrun, rank 0 wrote the run directory and reports it
         return 0
-    summary = json.loads((run.path / SUMMARY).read_text())
-    test = summary.get("test", {})
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in test.items() if k in ("mse", "psnr", "recon_nats", "neg_elbo"))
+    summary = read_json(run.path, SUMMARY)
+    test = summary.get("test") or {}
+    shown = ", ".join(f"{k} {_number(v)}" for k, v in test.items() if k in ("mse", "psnr", "recon_nats", "neg_elbo"))
     print(f"Trained {summary['epochs']} epochs in {summary['train_seconds']:.1f} s "
           f"({summary['samples_per_s']:.0f} samples/s); best epoch {summary['best_epoch']}.")  # fmt: skip
     if shown:
@@ -107,6 +107,12 @@ def cmd_sweep_beta(args: argparse.Namespace) -> int:
     values.pop("beta", None)
     figure = beta_sweep(values, betas, out_dir=args.out, latent_dim=latent_dim, overwrite=args.overwrite)
     for row in json.loads((Path(args.out) / "beta_sweep.json").read_text()):
-        print(f"beta {row['beta']:>6g}: recon {row['recon_nats']:.4g} nats, KL {row['kl']:.4g} nats  ({row['run']})")
+        print(f"beta {row['beta']:>6g}: recon {_number(row['recon_nats'])} nats, KL {_number(row['kl'])} nats  "
+              f"({row['run']})")  # fmt: skip
     print(f"Wrote {figure}")
     return 0
+
+
+def _number(value: float | None) -> str:
+    """A metric as printed; the JSON files write a NaN or infinite one as null."""
+    return "nan" if value is None else f"{value:.4g}"
