@@ -40,6 +40,9 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
 CONV_CHANNELS = (32, 64)  # the default stages of --arch conv
 MLP_HIDDEN = (400,)  # the default hidden layer of --arch mlp
+# The widest layer or code accepted: far beyond any that trains, and a typo such as 1e9 would
+# otherwise try to allocate gigabytes of weights before failing.
+MAX_WIDTH = 2**20
 CUSTOM = "custom"  # the arch of a model built from the user's own networks (Python API only)
 
 # Architectures from papers, given as --arch NAME: defaults for keys in any section, resolved to a
@@ -174,6 +177,11 @@ class NetworkOptions:
         if self.arch == "conv" and not self.hidden:
             raise ConfigError("arch 'conv' needs at least one stage: pass channels, e.g. --hidden 32,64.")
         positive("latent_dim", self.latent_dim)
+        for name, value in (("hidden width", max(self.hidden, default=1)), ("latent_dim", self.latent_dim)):
+            if value > MAX_WIDTH:
+                raise ConfigError(
+                    f"{name} must be at most {MAX_WIDTH:,} (a layer that wide needs gigabytes of weights), got {value}."
+                )
 
 
 @dataclass(frozen=True)
@@ -272,6 +280,8 @@ class DataConfig:
                 f"valid_fraction + test_fraction must be < 1 to leave training data, got "
                 f"{self.valid_fraction} + {self.test_fraction}."
             )
+        check_seed("split_seed", self.split_seed)
+        check_seed("binarize_seed", self.binarize_seed)
         return self
 
 
@@ -296,6 +306,7 @@ class TrainConfig:
     # compile the training step's forward pass with torch.compile (inductor; needs a C++ compiler on the
     # CPU): ~15 s to compile, then ~1.2x on the conv AE on CPU, nothing on the MLP VAE (bench/)
     compile: bool = False
+    clip_grad_norm: float = 0.0  # clip the gradients' global L2 norm to this before each step; 0: no clipping
     lr_schedule: str = "constant"  # constant | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al.)
     seed: int = 0  # seed of the initial weights, the batch order and every random draw in training
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
@@ -314,10 +325,12 @@ class TrainConfig:
         positive("epochs", self.epochs)
         positive("batch_size", self.batch_size)
         positive("lr", self.lr)
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}.")
+        non_negative("weight_decay", self.weight_decay)
+        if not self.clip_grad_norm >= 0:
+            raise ConfigError(f"clip_grad_norm must be >= 0 (0 disables clipping), got {self.clip_grad_norm}.")
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0 (0 disables early stopping), got {self.patience}.")
+        check_seed("seed", self.seed)
         check_choice("device", self.device, DEVICES)
         check_choice("lr_schedule", self.lr_schedule, ("constant", "iwae"))
         check_choice("adam_impl", self.adam_impl, ("foreach", "fused", "loop"))
@@ -524,8 +537,15 @@ __all__ = [
 
 
 def positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"{name} must be > 0, got {value}.")
+    # An int is finite however large (and math.isfinite cannot convert one beyond float's range).
+    if not (value > 0 and (isinstance(value, int) or math.isfinite(value))):
+        raise ConfigError(f"{name} must be > 0{'' if isinstance(value, int) else ' and finite'}, got {value}.")
+
+
+def check_seed(name: str, value: int) -> None:
+    # The range numpy's and torch's generators both accept (torch takes an unsigned 64-bit seed).
+    if not 0 <= value < 2**64:
+        raise ConfigError(f"{name} must be an integer in [0, 2**64), got {value}. Pass e.g. {name}=0.")
 
 
 def non_negative(name: str, value: float) -> None:
@@ -613,7 +633,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
                 raise ValueError
             return float(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("1e400"))
         expected = {int: "an integer", float: "a number", bool: "true or false"}.get(hint)
         if expected is None:
             expected = "NAME=WEIGHT pairs" if origin is dict else "a list of integers"
@@ -623,9 +643,11 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError
+    if isinstance(value, str) and "e" in value.lower():  # "1e3"; "1.5e0" is no integer, as 1.5 is not
+        value = float(value)
     if isinstance(value, float) and not value.is_integer():
         raise ValueError
-    return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+    return int(value)
 
 
 def _plain(value: Any) -> Any:

@@ -13,9 +13,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from aekit.data import digits, dsprites, ellipse, files, mnist, stream
+from aekit.data.arrays import FLOAT32_MAX
 from aekit.data.base import Dataset
 from aekit.data.stream import NpyRows
 from aekit.errors import ConfigError, DataError, check_choice, suggest
@@ -88,8 +90,8 @@ def load_dataset(
     _check_fractions(valid_fraction, test_fraction)
     check_choice("normalize mode", normalize, NORMALIZE_MODES)
     check_choice("storage", storage, STORAGE_MODES)
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-        raise ConfigError(f"Expected an integer seed, got {seed!r}. Pass e.g. seed=0.")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:  # numpy refuses seeds < 0
+        raise ConfigError(f"Expected an integer seed >= 0, got {seed!r}. Pass e.g. seed=0.")
     data = _load_raw(
         spec, seed=seed, valid_fraction=valid_fraction, test_fraction=test_fraction,
         label_column=label_column, mnist_train=mnist_train, storage=storage,
@@ -246,6 +248,26 @@ def apply_normalization(x: torch.Tensor, normalization: dict) -> torch.Tensor:
     return (x - mean.to(x.device)) / std.to(x.device)
 
 
+def _check_representable(x: torch.Tensor | NpyRows, normalization: dict, what: str) -> None:
+    """Raise :class:`DataError` when standardising ``x`` (already done for a tensor, done at each read
+    for a streamed split) leaves float32's range, where a model could only see infinities."""
+    mean = np.asarray(normalization["mean"], np.float64)
+    std = np.asarray(normalization["std"], np.float64)
+    if isinstance(x, NpyRows):  # from the scan's per-feature range: x - mean, then / std, each in float32
+        lo, hi = (np.asarray(v, np.float64).reshape(-1) for v in (x.stats["min"], x.stats["max"]))
+        spread = np.maximum(np.abs(lo - mean), np.abs(hi - mean)) if len(x) else np.zeros_like(mean)
+        bad = (spread >= FLOAT32_MAX) | (spread / std >= FLOAT32_MAX)
+    else:
+        bad = (~torch.isfinite(x)).any(0).numpy() if len(x) else np.zeros(len(mean), bool)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"Standardising {what} (subtracting the training mean, dividing by the training std) overflows float32, "
+            f"in which models train (largest value +/-{FLOAT32_MAX:.4g}), in feature {j}, whose training mean is "
+            f"{mean[j]:.4g} and std {std[j]:.4g}. Rescale the data (e.g. divide it by its largest absolute value)."
+        )
+
+
 def invert_normalization(x: torch.Tensor, normalization: dict) -> torch.Tensor:
     """Map normalised data (e.g. reconstructions) back to the original units: ``x * std + mean``."""
     if not normalization:
@@ -282,6 +304,8 @@ def _normalize(data: Dataset, normalize: str, normalization: dict | None) -> Dat
         )
     for split in ("train", "valid", "test"):
         x = apply_normalization(getattr(data, split), normalization)
+        if normalization:
+            _check_representable(x, normalization, f"the {split} split of '{data.name}'")
         setattr(data, split, x if isinstance(x, NpyRows) else x.contiguous())
     data.normalization = (
         {"mean": [float(v) for v in normalization["mean"]], "std": [float(v) for v in normalization["std"]]}

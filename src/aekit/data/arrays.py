@@ -17,6 +17,9 @@ from aekit.data.base import Dataset
 from aekit.errors import DataError
 
 MIN_SAMPLES = 3  # one each for train, valid and test
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The smallest int64 is how pandas (NaT) and others store a missing integer; it is exact in float32 (-2**63).
+INT64_MISSING = float(np.iinfo(np.int64).min)
 
 
 def split_indices(
@@ -60,19 +63,65 @@ def value_range(x: torch.Tensor) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def check_finite(x: np.ndarray, source: str, where: Callable[[tuple[int, ...]], str] | None = None) -> None:
-    """Raise :class:`DataError` if ``x`` holds NaN or infinite values, saying how many and where."""
+def check_finite(
+    x: np.ndarray,
+    source: str,
+    where: Callable[[tuple[int, ...]], str] | None = None,
+    *,
+    dtype: np.dtype | None = None,
+) -> None:
+    """Raise :class:`DataError` if ``x`` holds NaN or infinite values, saying how many and where.
+
+    ``dtype``: that of the values ``x`` (float32) was read from. From float64 (or text), an infinite
+    value may have been a finite one too large for float32, and the message says so; from int64, the
+    smallest int64 is refused too, as the marker of a missing value it usually is."""
+    if dtype == np.int64:
+        _check_missing_int64(x, source, where)
     bad = ~np.isfinite(x)
     if not bad.any():
         return
     n_nan = int(np.isnan(x).sum())
     n_inf = int(bad.sum()) - n_nan
     first = tuple(int(i) for i in np.argwhere(bad)[0])
-    at = where(first) if where else f"sample {first[0]}" + (f", position {first[1:]}" if first[1:] else "")
+    too_large = (
+        f" Values beyond +/-{FLOAT32_MAX:.4g}, the range of float32 in which models train, count as infinite: "
+        "rescale such data (e.g. divide it by its largest absolute value)."
+        if dtype is not None and is_wide(dtype) and n_inf
+        else ""
+    )
     raise DataError(
         f"Expected finite values in {source}, got {n_nan} NaN and {n_inf} infinite value(s); the first is at "
-        f"{at} ({x[first]}). Remove or impute them (e.g. with numpy.nan_to_num) and save the data again."
+        f"{_position(first, where)} ({x[first]}). Remove or impute them (e.g. with numpy.nan_to_num) and save the "
+        f"data again.{too_large}"
     )
+
+
+def _check_missing_int64(x: np.ndarray, source: str, where: Callable[[tuple[int, ...]], str] | None) -> None:
+    missing = x == INT64_MISSING
+    if not missing.any():
+        return
+    first = tuple(int(i) for i in np.argwhere(missing)[0])
+    raise DataError(
+        f"{source} holds {int(missing.sum())} value(s) of -9223372036854775808, the smallest int64, which marks a "
+        f"missing value (pandas' NaT, for one); the first is at {_position(first, where)}. Remove or impute them "
+        "and save the data again."
+    )
+
+
+def _position(at: tuple[int, ...], where: Callable[[tuple[int, ...]], str] | None) -> str:
+    return where(at) if where else f"sample {at[0]}" + (f", position {at[1:]}" if at[1:] else "")
+
+
+def cast_float32(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as a contiguous float32 array; values beyond float32's range become infinite, silently,
+    for :func:`check_finite` to report."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def is_wide(dtype: np.dtype) -> bool:
+    """Whether values of ``dtype`` may lie beyond float32's range (float64 and longer floats)."""
+    return dtype.kind in "fc" and dtype.itemsize > 4
 
 
 def encode_labels(values: np.ndarray, source: str) -> np.ndarray:
@@ -119,29 +168,34 @@ def sample_layout(arr: np.ndarray, source: str) -> tuple[np.ndarray, str]:
             f"{arr.ndim}-D array of shape {arr.shape}. Reshape your data with x.reshape(-1, 1) if it has a "
             "single feature or x.reshape(1, -1) if it is a single sample."
         )
+    if arr.ndim > 4:
+        raise DataError(
+            f"Expected at most 4 dimensions (N, C, H, W) in {source}, got shape {arr.shape}. "
+            "Reshape it to (N, D) for vectors or (N, C, H, W) for images."
+        )
+    if 0 in arr.shape[1:]:  # nothing to encode, and no model layer can have zero inputs
+        raise DataError(
+            f"Expected at least one value per sample in {source}, got an array of shape {arr.shape}, whose samples "
+            f"of shape {arr.shape[1:]} are empty. Save the data with at least one feature (or pixel) per sample."
+        )
     if arr.ndim == 2:
         return arr, "tabular"
     if arr.ndim == 3:
         return arr[:, None], "image"
-    if arr.ndim == 4:
-        # Channels-last only when the last axis looks like channels and the second does not.
-        if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
-            return arr.transpose(0, 3, 1, 2), "image"
-        return arr, "image"
-    raise DataError(
-        f"Expected at most 4 dimensions (N, C, H, W) in {source}, got shape {arr.shape}. "
-        "Reshape it to (N, D) for vectors or (N, C, H, W) for images."
-    )
+    # Channels-last only when the last axis looks like channels and the second does not.
+    if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
+        return arr.transpose(0, 3, 1, 2), "image"
+    return arr, "image"
 
 
 def to_float32(arr: np.ndarray, kind: str, source: str, rows: np.ndarray | None = None) -> np.ndarray:
     """Copy into memory as float32; uint8 images are scaled from [0, 255] to [0, 1].
 
     ``rows``: the file's sample number of each row of ``arr``, for error messages."""
-    x = np.ascontiguousarray(arr, dtype=np.float32)
+    x = cast_float32(arr)
     if kind == "image" and arr.dtype == np.uint8:
         x /= 255.0
-    check_finite(x, source, None if rows is None else sample_at(rows))
+    check_finite(x, source, None if rows is None else sample_at(rows), dtype=arr.dtype)
     return x
 
 

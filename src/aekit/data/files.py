@@ -72,7 +72,7 @@ def load_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: flo
         step = max(1, WINDOW_BYTES // (4 * math.prod(layout.sample_shape)))
         for i in range(0, len(rows), step):
             x[i : i + step] = reader.rows(rows[i : i + step])
-        check_finite(x, source, sample_at(rows))
+        check_finite(x, source, sample_at(rows), dtype=layout.dtype)
         xs.append(torch.from_numpy(x))
     reader.close()
     return Dataset(path.stem, layout.kind, *xs)
@@ -287,7 +287,8 @@ def read_csv_columns(
     x = np.empty((len(rows), len(features)), np.float32)
     for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
         try:
-            x[i] = [float(row[j]) for j in features]
+            with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, which check_finite reports
+                x[i] = [float(row[j]) for j in features]
         except ValueError:
             j = next(j for j in features if not _is_number(row[j]))
             what = "is empty" if row[j] == "" else f"holds '{row[j]}', which is not a number"
@@ -295,7 +296,9 @@ def read_csv_columns(
                 f"Expected numbers in the feature columns of {source}, but line {line}, column '{names[j]}' "
                 f"{what}. Fix or drop that row, or pass label_column='{names[j]}' if it holds labels."
             ) from None
-    check_finite(x, source, lambda at: f"line {lines[at[0]]}, column '{names[features[at[1]]]}'")
+    check_finite(
+        x, source, lambda at: f"line {lines[at[0]]}, column '{names[features[at[1]]]}'", dtype=np.dtype(np.float64)
+    )
     labels = None
     if label_at is not None:
         column = np.array([row[label_at] for row in rows])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aekit.data.arrays import sample_layout
+from aekit.data.arrays import cast_float32, sample_layout
 from aekit.errors import DataError
 
 WINDOW_BYTES = 64 * 2**20  # rows shuffled together: large sequential reads, a few windows in memory
@@ -42,7 +42,7 @@ class NpyLayout:
         """Raw rows ``(n, *shape[1:])`` as float32 samples ``(n, *sample_shape)``; uint8 images / 255."""
         if self.channels_last:
             raw = raw.transpose(0, 3, 1, 2)
-        x = np.ascontiguousarray(raw, dtype=np.float32).reshape(len(raw), *self.sample_shape)
+        x = cast_float32(raw).reshape(len(raw), *self.sample_shape)
         if self.kind == "image" and self.dtype == np.uint8:
             x /= 255.0
         return x

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from aekit.data.arrays import split_indices
+from aekit.data.arrays import check_finite, split_indices
 from aekit.data.base import Dataset
 from aekit.data.npy import MAX_GAP as MAX_GAP  # re-exported: tests read it here
 from aekit.data.npy import WINDOW_BYTES, NpyLayout, RowReader, read_layout
@@ -208,14 +208,7 @@ def scan(layout: NpyLayout, reader: RowReader, split_of_row: np.ndarray, tabular
         stop = min(start + step, layout.shape[0])
         x = layout.to_samples(reader.read(start, stop))
         flat = x.reshape(len(x), -1)
-        bad = ~np.isfinite(flat)
-        if bad.any():
-            row, col = (int(v) for v in np.argwhere(bad)[0])
-            raise DataError(
-                f"Expected finite values in '{layout.path}', got {int(bad.sum())} NaN or infinite value(s) in rows "
-                f"{start}:{stop}; the first is at row {start + row}, position {col}. Remove or impute them and save "
-                "the data again."
-            )
+        check_finite(flat, f"'{layout.path}'", _row_in_file(start), dtype=layout.dtype)
         which = split_of_row[start:stop]
         for s in range(n_splits):
             part = flat[which == s]
@@ -239,6 +232,11 @@ def scan(layout: NpyLayout, reader: RowReader, split_of_row: np.ndarray, tabular
     if tabular_train and mean is not None:
         stats[0]["mean"], stats[0]["std"] = mean, np.sqrt(m2 / count)
     return stats
+
+
+def _row_in_file(start: int) -> Callable[[tuple[int, ...]], str]:
+    """Name a position of a block read from row ``start`` by the file's row, for error messages."""
+    return lambda at: f"row {start + at[0]}, position {at[1]}"
 
 
 def open_npy(path: Path, *, seed: int, valid_fraction: float, test_fraction: float) -> Dataset:

@@ -108,7 +108,10 @@ def psnr_range(lo: float, hi: float) -> float:
 
 
 def psnr(mse: float, data_range: float) -> float:
-    """10 log10(range^2 / mse) in dB (infinite for a perfect reconstruction)."""
+    """10 log10(range^2 / mse) in dB (infinite for a perfect reconstruction; NaN, undefined, for data
+    without a range: every value the same)."""
+    if not data_range > 0:
+        return math.nan
     return 10 * math.log10(data_range**2 / mse) if mse > 0 else math.inf
 
 

@@ -187,7 +187,9 @@ class Autoencoder(Model):
         metrics.update(self.latent.test_metrics(collected, model=self, x=x))
         if self.capabilities.posterior:
             # Burda et al. 2016: a unit is active when its posterior mean varies over the data.
-            variance = collected["code"].double().var(0)
+            codes = collected["code"].double()
+            # One sample has no variance (torch would warn and give NaN): no unit is seen to vary.
+            variance = codes.var(0) if len(codes) > 1 else torch.zeros(codes.shape[1:], dtype=codes.dtype)
             metrics["active_units"] = int((variance > ACTIVE_THRESHOLD).sum())
         return metrics
 

@@ -152,8 +152,12 @@ def likelihood_named(name: str, sample_shape: tuple[int, ...], *, obs_std: float
     return build_likelihood(options, sample_shape)
 
 
-def resolve_likelihood(name: str, train: torch.Tensor) -> str:
-    """``auto`` picks bernoulli when the training data lies in [0, 1], else gaussian."""
+def resolve_likelihood(name: str, train: torch.Tensor, *others: torch.Tensor) -> str:
+    """``auto`` picks bernoulli when the training data lies in [0, 1], else gaussian.
+
+    ``others`` (the valid and test splits) must lie in [0, 1] too for bernoulli: the model scores them
+    as well, and a training split alone can mislead (one standardised sample is all zeros)."""
     if name != "auto":
         return name
-    return "bernoulli" if float(train.min()) >= 0 and float(train.max()) <= 1 else "gaussian"
+    ranges = [value_range(x) for x in (train, *others) if len(x)]
+    return "bernoulli" if all(lo >= 0 and hi <= 1 for lo, hi in ranges) else "gaussian"
