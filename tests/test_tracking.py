@@ -246,6 +246,18 @@ def test_mlflow_params_metrics_artifacts_and_resume(tmp_path, mlflow_store):
     assert "checkpoint.safetensors" not in artifacts
 
 
+@pytest.mark.parametrize("content", ["[1, 2]", '{"run_id": 7}', "not json"])
+def test_a_hand_edited_mlflow_json_starts_a_new_mlflow_run(tmp_path, mlflow_store, content):
+    aekit.train(**QUICK, epochs=1, out=tmp_path / "r", mlflow=mlflow_store)
+    (tmp_path / "r" / "mlflow.json").write_text(content)
+    run = aekit.resume(tmp_path / "r", epochs=2)
+    saved = json.loads((run.path / "mlflow.json").read_text())
+    assert saved["run_id"]
+    from mlflow import MlflowClient
+
+    assert MlflowClient(tracking_uri=mlflow_store).get_run(saved["run_id"]).info.status == "FINISHED"
+
+
 def test_mlflow_uri_of_a_local_store_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_tracking_uri("file:./mlruns") == (tmp_path / "mlruns").resolve().as_uri()

@@ -9,7 +9,6 @@ the training images and stores it beside the model, in ``prior.safetensors`` and
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from aekit.fsutil import atomic_write_text
 from aekit.models.base import Model, device_of
 from aekit.parts.pixelcnn import GatedPixelCNN, bits_per_code
 from aekit.parts.pixelcnn import train_prior as fit
-from aekit.runs.layout import PLOTS, PRIOR_INFO, PRIOR_WEIGHTS, WEIGHTS, read_json
+from aekit.runs.layout import PLOTS, PRIOR_INFO, PRIOR_WEIGHTS, WEIGHTS, dumps, read_json
 from aekit.runs.lock import RunLock
 from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
 
@@ -92,7 +91,7 @@ def train_prior(
             "records": records,
         }
         save_tensors(run.path / PRIOR_WEIGHTS, prior.state_dict(), {"model": "gated-pixelcnn", "prior": prior.config})
-        atomic_write_text(run.path / PRIOR_INFO, json.dumps(summary, indent=2))
+        atomic_write_text(run.path / PRIOR_INFO, dumps(summary, indent=2))
         model.attach_prior(prior)
         return summary
 

@@ -132,6 +132,8 @@ class MLflowLogger(RunTracker):
             return False
         try:
             saved = json.loads(file.read_text())
+            if not isinstance(saved, dict) or not isinstance(saved.get("run_id"), str):
+                return False  # hand-edited: a new MLflow run rather than a crash
             if saved.get("tracking_uri") != self.uri:
                 return False
             self.client.get_run(saved["run_id"])
