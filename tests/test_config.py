@@ -82,3 +82,12 @@ def test_conv_gets_conv_channels_by_default():
     assert RunConfig().replace(model="ae", arch="conv").model.hidden == (32, 64)
     assert RunConfig().replace(arch="conv", hidden=(16,)).model.hidden == (16,)
     assert RunConfig().replace(model="ae").model.hidden == (400,)
+
+
+def test_the_config_module_finds_the_built_in_models_without_importing_aekit_first():
+    import subprocess
+    import sys
+
+    code = "from aekit.config import model_config; print(model_config('dae').noise)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "mask", done.stderr

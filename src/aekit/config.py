@@ -38,6 +38,7 @@ NOISE = ("none", "gaussian", "salt_pepper", "mask")
 NORMALIZE = ("auto", "standard", "none")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "cosine", "iwae")
 CONV_CHANNELS = (32, 64)  # the default stages of --arch conv
 MLP_HIDDEN = (400,)  # the default hidden layer of --arch mlp
 # The widest layer or code accepted: far beyond any that trains, and a typo such as 1e9 would
@@ -75,7 +76,9 @@ class ModelConfig:
     - ``presets``: ``{preset: {option: default}}``, the ``--model`` names it answers to;
     - ``fallbacks``: the value of a preset-governed option declared ``None`` when the preset leaves
       it unset (an option with a real default falls back to it);
-    - ``renamed``: ``{old key: new key}`` for keys that earlier releases spelled otherwise.
+    - ``renamed``: ``{old key: new key}`` for keys that earlier releases spelled otherwise;
+    - ``train_defaults``: ``{preset: {training option: default}}`` where a preset needs other
+      training than the common defaults to work (e.g. ``linear-ae``'s annealed learning rate).
 
     Each class in the hierarchy may define ``_check(self)``; :meth:`validate` runs all of them.
     """
@@ -86,6 +89,7 @@ class ModelConfig:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     fallbacks: ClassVar[dict[str, Any]] = {}
     renamed: ClassVar[dict[str, str]] = {}
+    train_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __post_init__(self) -> None:
         if not self.model and self.presets:
@@ -122,6 +126,10 @@ class ModelConfig:
     def default_of(self, name: str) -> Any:
         """The value option ``name`` has when it is not given: the preset's, or the class default."""
         return self.preset_default(name) if name in self.governed() else self.fallback(name)
+
+    def training_defaults(self) -> dict[str, Any]:
+        """The training options this preset sets unless they are given (its ``train_defaults``)."""
+        return dict(self.train_defaults.get(self.model, {}))
 
     def preset_default(self, name: str) -> Any:
         """The value the preset gives option ``name`` when it is not set explicitly."""
@@ -307,7 +315,9 @@ class TrainConfig:
     # CPU): ~15 s to compile, then ~1.2x on the conv AE on CPU, nothing on the MLP VAE (bench/)
     compile: bool = False
     clip_grad_norm: float = 0.0  # clip the gradients' global L2 norm to this before each step; 0: no clipping
-    lr_schedule: str = "constant"  # constant | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al.)
+    # constant | cosine: lr * (1 + cos(pi * epoch / epochs)) / 2, annealed to 0 at the last epoch (Loshchilov &
+    # Hutter 2017) | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al. 2016)
+    lr_schedule: str = "constant"
     seed: int = 0  # seed of the initial weights, the batch order and every random draw in training
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
     device: str = "auto"  # auto: cuda when present, else cpu
@@ -332,7 +342,7 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 0 (0 disables early stopping), got {self.patience}.")
         check_seed("seed", self.seed)
         check_choice("device", self.device, DEVICES)
-        check_choice("lr_schedule", self.lr_schedule, ("constant", "iwae"))
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_choice("adam_impl", self.adam_impl, ("foreach", "fused", "loop"))
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("memory_format", self.memory_format, ("auto", "channels_last", "contiguous"))
@@ -358,13 +368,17 @@ def _default_model() -> ModelConfig:
     return family_of("vae").config()
 
 
+def _default_train() -> TrainConfig:
+    return TrainConfig(**_default_model().training_defaults())
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs: ``model``, ``data`` and ``train`` sections."""
 
     model: ModelConfig = field(default_factory=_default_model)
     data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=_default_train)
 
     def validate(self) -> RunConfig:
         self.model.validate()
@@ -443,12 +457,26 @@ def from_dict(values: Mapping[str, Any], base: RunConfig | None = None) -> RunCo
             updates[COMMON_KEYS.get(key, "model")].setdefault(key, value)
         updates["model"]["arch"] = ARCH_PRESETS[str(arch)]["arch"]
     model = _model_section(updates["model"], base.model)
+    _preset_training(updates["train"], model, base)
     sections = {"model": model}
     for name, section in base.sections().items():
         if name != "model":
             typed = {k: _coerce(type(section), k, v) for k, v in updates[name].items()}
             sections[name] = dataclasses.replace(section, **typed)
     return RunConfig(**sections).validate()
+
+
+def _preset_training(given: dict[str, Any], model: ModelConfig, base: RunConfig) -> None:
+    """A new preset's training defaults go into ``given`` (the training keys to set), unless given:
+    like a model option the preset governs, a value that came from the old preset's defaults follows
+    the new one, a value set by hand stays."""
+    if model.model == base.model.model:
+        return
+    old, new = base.model.training_defaults(), model.training_defaults()
+    for name in old.keys() | new.keys():
+        common = TrainConfig.__dataclass_fields__[name].default
+        if name not in given and getattr(base.train, name) == old.get(name, common):
+            given[name] = new.get(name, common)
 
 
 def _model_section(given: dict[str, Any], base: ModelConfig) -> ModelConfig:

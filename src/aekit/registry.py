@@ -27,7 +27,19 @@ T = TypeVar("T")
 
 PLUGINS_ENV = "AEKIT_PLUGINS"
 PLUGINS_GROUP = "aekit.plugins"
+# The package whose import registers every built-in part and family: imported on the first lookup, so
+# that ``from aekit.config import model_config`` works without importing all of aekit first.
+BUILT_INS = "aekit.models"
 _plugins_loaded = False
+_built_ins_loaded = False
+
+
+def load_built_ins() -> None:
+    """Import the built-in parts and families once (they register themselves where they are defined)."""
+    global _built_ins_loaded
+    if not _built_ins_loaded:
+        _built_ins_loaded = True  # first: the import itself looks names up while it registers them
+        importlib.import_module(BUILT_INS)
 
 
 def load_plugins() -> None:
@@ -76,6 +88,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The item called ``name``; an unknown name is a :class:`ConfigError` with a suggestion."""
         if name not in self._items:
+            load_built_ins()
+        if name not in self._items:
             load_plugins()
         if name not in self._items:
             raise ConfigError(
@@ -86,12 +100,15 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def names(self) -> tuple[str, ...]:
+        load_built_ins()
         return tuple(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
+        load_built_ins()
         return iter(list(self._items.items()))
 
     def __contains__(self, name: object) -> bool:
+        load_built_ins()
         return name in self._items
 
     def __repr__(self) -> str:

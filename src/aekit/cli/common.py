@@ -73,6 +73,10 @@ def add_config_flags(parser: argparse.ArgumentParser, family: Family) -> None:
             flag = "--" + f.name.replace("_", "-")
             hint = field_type(klass, f.name)
             default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            by_preset = {p: d[f.name] for p, d in cls.train_defaults.items() if section == "train" and f.name in d}
+            if by_preset:
+                shown = ", ".join(f"{p}: {_shown(v)}" for p, v in by_preset.items())
+                default = f"{_shown(default)} ({shown})"
             if section == "model" and f.name in governed:
                 default = f"set by --model, else {_shown(fallbacks.get(f.name))}"
                 if f.name == "hidden":

@@ -57,6 +57,12 @@ class AutoencoderConfig(ConditionOptions, CorruptionOptions, LikelihoodOptions, 
         "dae": {"noise": "mask", "noise_level": 0.5},
         "cae": {"contractive_weight": 0.1},
     }
+    # linear-ae: the last principal directions of digits are 7% apart in variance (the 20th and 21st
+    # eigenvalues), so minibatch noise must be annealed away for the code to settle on the PCA
+    # subspace (Baldi & Hornik 1989): small batches, a high rate decayed to zero.
+    train_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "linear-ae": {"epochs": 200, "lr": 1e-2, "batch_size": 32, "lr_schedule": "cosine"},
+    }
     fallbacks: ClassVar[dict[str, Any]] = {
         "code_activation": "none",
         "sparsity": "none",

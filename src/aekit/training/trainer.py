@@ -353,6 +353,9 @@ class Trainer:
                 stage += 1
                 end += 3**stage
             lr = self.config.lr * 10 ** (-stage / 7)
+        elif self.config.lr_schedule == "cosine":
+            # Loshchilov & Hutter 2017, without restarts: from lr down to 0 over the run's epochs.
+            lr = self.config.lr * (1 + math.cos(math.pi * self.state.epoch / self.config.epochs)) / 2
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
