@@ -23,6 +23,7 @@ LAYERS = [
     {"aekit.figures"},
     {"aekit.runs"},
     {"aekit.analyses"},
+    {"aekit.reproduce"},
     {
         "aekit.cli",
         "aekit",

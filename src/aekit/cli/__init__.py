@@ -10,6 +10,7 @@
 - :mod:`~aekit.cli.embed`: embed
 - :mod:`~aekit.cli.compare`: compare
 - :mod:`~aekit.cli.export`: export
+- :mod:`~aekit.cli.reproduce`: reproduce
 
 Handlers parse, call the library and print; the work itself lives in the library. Every user error
 is an :class:`aekit.errors.AekitError`: it is printed without a traceback and the command exits
@@ -23,7 +24,7 @@ import logging
 import sys
 
 from aekit import __version__
-from aekit.cli import codes, compare, embed, energy, evaluate, export, generate, latent, score, train
+from aekit.cli import codes, compare, embed, energy, evaluate, export, generate, latent, reproduce, score, train
 from aekit.cli.common import Parser
 from aekit.errors import AekitError, ConfigError, RunInterrupted
 from aekit.fsutil import storage_error
@@ -49,6 +50,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     embed.add_parsers(sub)
     compare.add_parsers(sub)
     export.add_parsers(sub)
+    reproduce.add_parsers(sub)
     return parser
 
 

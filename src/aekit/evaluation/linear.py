@@ -96,7 +96,9 @@ def pca_baseline(train: torch.Tensor, x: torch.Tensor, k: int) -> dict[str, floa
         raise ConfigError(f"A PCA baseline needs 0 < k <= min(samples, dimensions) = {min(train.flatten(1).shape)}.")
     from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=k).fit(train.flatten(1).double().numpy())
+    # The exact solver: sklearn's default picks a randomised one for large data, whose error then
+    # varies from call to call.
+    pca = PCA(n_components=k, svd_solver="full").fit(train.flatten(1).double().numpy())
     flat = x.flatten(1).double().numpy()
     err = (pca.inverse_transform(pca.transform(flat)) - flat) ** 2
     return {"pca_mse": float(err.mean()), "pca_sse": float(err.sum(1).mean())}
