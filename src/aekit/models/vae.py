@@ -4,10 +4,16 @@ One :class:`~aekit.models.Autoencoder` with a probabilistic latent (Gaussian by 
 encoder emits the posterior q(z | x), a code is drawn by reparameterisation, and R is
 ``beta * KL(q(z|x) || p(z))``. The unweighted bound (beta = 1) is the ELBO; the importance-weighted
 bound tightens it (Burda et al. 2016). Options against posterior collapse: free bits, KL warm-up.
+
+A model conditioned on labels (p(x | z, y), q(z | x, y): Sohn et al. 2015) gets free bits by default:
+its decoder is handed the label, which explains most of what an image looks like, so without a floor
+the KL pushes q(z | x, y) onto the prior before the decoder learns to read z, and every sample of a
+label comes out alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,7 +38,9 @@ class VAEConfig(ConditionOptions, CorruptionOptions, LikelihoodOptions, NetworkO
 
     latent: str = "gaussian"  # the latent kind: gaussian (mean and log-variance), or a registered probabilistic one
     beta: float | None = None  # weight of the KL term (beta-VAE when > 1) [1]
-    free_bits: float = 0.0  # nats per latent dimension below which the KL is not pushed down (Kingma 2016)
+    # nats per latent dimension below which the KL is not pushed down (Kingma 2016); unset: 0.2 for a model
+    # conditioned on labels (its samples of one label would otherwise all look alike), 0 otherwise
+    free_bits: float | None = None
     kl_warmup: int = 0  # training steps over which the KL weight rises linearly from 0 to beta
 
     family: ClassVar[str] = "vae"
@@ -47,14 +55,29 @@ class VAEConfig(ConditionOptions, CorruptionOptions, LikelihoodOptions, NetworkO
                 f"'{self.latent}' latent is not one. Use --latent gaussian, or --model ae for point codes."
             )
         non_negative("beta", self.beta)
-        non_negative("free_bits", self.free_bits)
+        if self.free_bits is not None:
+            non_negative("free_bits", self.free_bits)
         if self.kl_warmup < 0:
             raise ConfigError(f"kl_warmup must be >= 0 steps, got {self.kl_warmup}.")
+
+
+# Free bits of a conditional model (Kingma et al. 2016), nats per latent dimension: on the digits at the
+# defaults (20 dimensions) the KL rises from ~0.6 to ~3.6 nats and samples of one label spread about half
+# as far apart as the label's images (a third without), at ~1.3 nats of test bound. A KL warm-up alone
+# (Bowman et al. 2016) only delays the collapse: the KL falls back once its weight reaches beta.
+CONDITIONAL_FREE_BITS = 0.2
+
+
+def default_free_bits(config: VAEConfig) -> float:
+    """``free_bits`` when it is not given: :data:`CONDITIONAL_FREE_BITS` for a model conditioned on labels, else 0."""
+    return CONDITIONAL_FREE_BITS if config.condition_on == "labels" else 0.0
 
 
 def build(
     config: VAEConfig, sample_shape: tuple[int, ...], encoder: nn.Module | None = None, decoder: nn.Module | None = None
 ) -> Autoencoder:
+    if config.free_bits is None:  # resolved here, once the condition is final; the run records the number
+        config = dataclasses.replace(config, free_bits=default_free_bits(config))
     return build_flat_autoencoder(config, sample_shape, encoder, decoder)
 
 
