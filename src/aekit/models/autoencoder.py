@@ -234,7 +234,13 @@ class Autoencoder(Model):
     ) -> Callable[[int, torch.Generator | None], torch.Tensor]:
         if not self.capabilities.likelihood_bound:
             return super().importance_weights(x, y)
-        code = self._code(x, y)
+        return self._weights_of(self._code(x, y), x, y)
+
+    def _weights_of(
+        self, code: Code, x: torch.Tensor, y: torch.Tensor | None
+    ) -> Callable[[int, torch.Generator | None], torch.Tensor]:
+        """``draw(k, generator)`` of :meth:`importance_weights` for a code already computed (from ``x``,
+        or from a corrupted copy of it) and the data ``x`` the likelihood scores."""
         n = len(x)
 
         def draw(k: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -315,9 +321,11 @@ def build_flat_autoencoder(
     encoder: nn.Module | None,
     decoder: nn.Module | None,
     penalties: Sequence[nn.Module] = (),
+    model_class: type[Autoencoder] | None = None,
 ) -> Autoencoder:
     """An autoencoder with a flat code: the built-in MLP / conv networks or the given ones, the
-    configured latent kind, likelihood, input corruption and conditioning (AE and VAE families)."""
+    configured latent kind, likelihood, input corruption and conditioning (AE and VAE families);
+    ``model_class``: a subclass with its own objective (e.g. the IWAE's), else :class:`Autoencoder`."""
     if config.arch == CUSTOM and (encoder is None or decoder is None):
         raise ConfigError("Pass both your encoder and your decoder (encoder=..., decoder=...), or neither.")
     if config.condition_on == "labels" and config.num_classes < 2:
@@ -332,7 +340,7 @@ def build_flat_autoencoder(
             config.arch, latent.latent_dim + classes, sample_shape, config.hidden, config.activation
         )
     noise, level = config.corruption()
-    return Autoencoder(
+    return (model_class or Autoencoder)(
         encoder,
         latent,
         decoder,

@@ -330,7 +330,10 @@ class GaussianLatent(Latent):
         self, code: Code, k: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = code.mean, torch.exp(0.5 * code.params["logvar"])  # (N, K)
-        eps = torch.randn((k, *mean.shape), generator=generator, device=mean.device)
+        if generator is None:  # training (the IWAE): per-sample draws, the same in one process as in many
+            eps = noise.randn((mean.shape[0], k, mean.shape[1]), device=mean.device).transpose(0, 1)
+        else:
+            eps = torch.randn((k, *mean.shape), generator=generator, device=mean.device)
         z = mean + std * eps  # (k, N, K)
         log_q = (-0.5 * eps.square() - torch.log(std) - HALF_LOG_2PI).sum(-1)  # (k, N)
         return z, log_q
