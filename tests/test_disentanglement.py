@@ -1,4 +1,4 @@
-"""dSprites generated from its definition, and the beta-VAE and MIG disentanglement metrics."""
+"""dSprites generated from its definition, and the beta-VAE, FactorVAE, MIG and DCI disentanglement metrics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ import aekit
 from aekit.data import DATASET_NAMES, load_dataset
 from aekit.data import dsprites as ds
 from aekit.errors import ConfigError, DataError
-from aekit.evaluation.disentanglement import betavae_score, disentanglement_report, mig, mig_from_codes
+from aekit.evaluation.disentanglement import (
+    betavae_score,
+    dci,
+    dci_from_codes,
+    dci_from_importance,
+    disentanglement_report,
+    factorvae_score,
+    mig,
+    mig_from_codes,
+)
 
 SIZES = np.array(ds.FACTOR_SIZES)
 
@@ -238,6 +247,145 @@ def test_mig_input_errors():
         betavae_score(_oracle, _factors_as_images, n_train=0)
 
 
+# --- FactorVAE and DCI on synthetic encoders ---------------------------------------------------------
+
+CHANCE = 1 / len(ds.FACTOR_SIZES)
+
+
+def _random_rotation(x: np.ndarray) -> np.ndarray:
+    # The standardised factors under a fixed random rotation: all the information, every factor
+    # spread over every dimension.
+    q = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))[0]
+    u = _oracle(x)
+    return (u - 0.5) / np.sqrt((SIZES + 1) / (12 * (SIZES - 1))) @ q  # std of a uniform grid on [0, 1]
+
+
+def _fresh_noise(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return lambda x: rng.normal(size=(len(x), 5))
+
+
+def _mixed(x: np.ndarray) -> np.ndarray:
+    # A deterministic, entangled, non-linear code: its scores sit away from 0 and 1, so seeds move them.
+    return np.tanh(_oracle(x) @ np.random.default_rng(1).normal(size=(5, 6)))
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3, 4], [3, 0, 4, 2, 1]])
+def test_an_axis_aligned_code_scores_one(order):
+    code = lambda x: _oracle(x)[:, order]  # noqa: E731
+    assert factorvae_score(code, _factors_as_images, n_train=300, n_eval=300) == 1.0
+    scores = dci(code, _factors_as_images, n_train=1000, n_test=500)
+    assert scores.disentanglement > 0.99 and scores.completeness > 0.99 and scores.informativeness == 1.0
+    assert (scores.importance.argmax(axis=0) == np.argsort(order)).all()  # factor k lives in the dim holding it
+    assert scores.importance.shape == (5, 5) and np.allclose(scores.importance.sum(axis=0), 1)
+
+
+def test_rotated_codes_score_lower():
+    # Pairwise 45-degree rotation: fixing scale (or orientation) lowers dimensions 1 and 2 alike, so its
+    # votes split evenly between them and the majority vote gets half of them right; shape keeps its
+    # own dimension: 1/5 + 4/5 * 1/2 = 0.6.
+    assert abs(factorvae_score(_rotated, _factors_as_images) - 0.6) < 0.06
+    pairs = dci(_rotated, _factors_as_images)
+    assert pairs.disentanglement < 0.7 and pairs.completeness < 0.7
+    assert pairs.importance[0, 0] > 0.99  # shape is not rotated
+    # A random rotation: factors 0 and 2 load most on the same dimension, so at most 4 of 5 factors
+    # can own a dimension.
+    q = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))[0]
+    assert len(set(np.abs(q).argmax(axis=0))) == 4
+    assert factorvae_score(_random_rotation, _factors_as_images) < 0.8 + 0.02
+    rotated = dci(_random_rotation, _factors_as_images)
+    assert rotated.disentanglement < 0.4 and rotated.completeness < 0.4
+    assert rotated.informativeness > 0.5  # still informative: a rotation loses nothing
+
+
+def test_noise_scores_at_chance_on_factorvae_and_dci():
+    assert abs(factorvae_score(_fresh_noise(), _factors_as_images) - CHANCE) < 0.07
+    scores = dci(_fresh_noise(), _factors_as_images)
+    assert scores.disentanglement < 0.03 and scores.completeness < 0.03
+    chance = np.mean(1 / SIZES)  # guessing each factor: 0.117
+    assert abs(scores.informativeness - chance) < 0.04
+
+
+def test_factorvae_normalises_and_prunes_dimensions_by_their_std():
+    tiny = lambda x: 1e-3 * _oracle(x)  # noqa: E731
+    assert factorvae_score(tiny, _factors_as_images, n_train=200, n_eval=200) == 0.0  # all below 0.05: collapsed
+    assert factorvae_score(tiny, _factors_as_images, n_train=200, n_eval=200, prune_threshold=0.0) == 1.0
+
+    def scale_only_in_a_collapsed_dimension(x):
+        z = _oracle(x)
+        z[:, 1] *= 0.1  # std ~0.034 < 0.05
+        return z
+
+    kept = factorvae_score(scale_only_in_a_collapsed_dimension, _factors_as_images, prune_threshold=0.0)
+    pruned = factorvae_score(scale_only_in_a_collapsed_dimension, _factors_as_images)
+    # Pruned, scale's votes land on the other factors' dimensions and are all wrong: 4/5 right.
+    assert kept == 1.0 and abs(pruned - 0.8) < 0.05
+    # Each dimension's variance is relative to its own over the data: units do not change a vote.
+    units = np.array([1.0, 100.0, 1.0, 0.5, 10.0])
+    scaled = factorvae_score(lambda x: _rotated(x) * units, _factors_as_images, n_train=300, n_eval=300)
+    assert scaled == factorvae_score(_rotated, _factors_as_images, n_train=300, n_eval=300)
+
+
+def test_dci_from_importance_closed_forms():
+    assert dci_from_importance(np.eye(5)) == pytest.approx((1.0, 1.0))
+    assert dci_from_importance(np.eye(5)[[2, 0, 4, 1, 3]]) == pytest.approx((1.0, 1.0))
+    assert dci_from_importance(np.ones((5, 5))) == pytest.approx((0.0, 0.0))
+    assert dci_from_importance(np.zeros((4, 5))) == (0.0, 0.0)
+    # Two dimensions sharing two factors equally (H_5 = log 2 / log 5 for each), three axis-aligned.
+    r = np.eye(5)
+    r[1:3, 1:3] = 0.5
+    both = 0.6 * 1 + 0.4 * (1 - math.log(2) / math.log(5))
+    assert dci_from_importance(r) == pytest.approx((both, both))
+    # Unused code dimensions do not count; one dimension serving every factor is complete, not disentangled.
+    assert dci_from_importance(np.vstack([np.eye(5), np.zeros((3, 5))])) == pytest.approx((1.0, 1.0))
+    assert dci_from_importance(np.ones((1, 5))) == pytest.approx((0.0, 1.0))
+    assert dci_from_importance(-np.eye(3)) == pytest.approx((1.0, 1.0))  # magnitudes, as |W| of a linear model
+
+
+def test_factorvae_and_dci_are_seeded():
+    a = factorvae_score(_mixed, _factors_as_images, n_train=200, n_eval=200, seed=3)
+    assert a == factorvae_score(_mixed, _factors_as_images, n_train=200, n_eval=200, seed=3)
+    assert a != factorvae_score(_mixed, _factors_as_images, n_train=200, n_eval=200, seed=4)
+    first, again = (dci(_mixed, _factors_as_images, n_train=500, n_test=200, seed=3) for _ in range(2))
+    assert np.array_equal(first.importance, again.importance) and first.informativeness == again.informativeness
+    other = dci(_mixed, _factors_as_images, n_train=500, n_test=200, seed=4)
+    assert not np.array_equal(first.importance, other.importance)
+
+
+def test_dci_with_gradient_boosting():
+    sizes = (3, 4, 5)  # few classes: disentanglement_lib's classifier fits one tree per class and stage
+    oracle = lambda x: x / (np.array(sizes) - 1)  # noqa: E731
+    scores = dci(oracle, _factors_as_images, sizes, n_train=300, n_test=100, predictor="gradient-boosting")
+    assert scores.disentanglement > 0.95 and scores.informativeness == 1.0
+    noise = dci(_fresh_noise(), _factors_as_images, sizes, n_train=300, n_test=100, predictor="gradient-boosting")
+    assert noise.disentanglement < 0.1
+
+
+def test_factorvae_and_dci_input_errors():
+    for bad in ({"n_train": 0}, {"n_eval": -1}, {"batch": 1}, {"n_variance": 1}, {"n_train": 2.5}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            factorvae_score(_oracle, _factors_as_images, **bad)
+    for threshold in (-0.1, float("nan"), float("inf"), "0.05"):
+        with pytest.raises(ConfigError, match="prune_threshold"):
+            factorvae_score(_oracle, _factors_as_images, prune_threshold=threshold)
+    with pytest.raises(ConfigError, match="n_test"):
+        dci(_oracle, _factors_as_images, n_test=0)
+    with pytest.raises(ConfigError, match=r"Unknown predictor 'random_forest'. Did you mean 'random-forest'"):
+        dci(_oracle, _factors_as_images, predictor="random_forest")
+    f = ds.sample_factors(100, 0)
+    z = _oracle(f)
+    with pytest.raises(DataError, match="same N"):
+        dci_from_codes(z[:99], f, z, f)
+    with pytest.raises(DataError, match="width"):
+        dci_from_codes(z, f, z[:, :3], f)
+    with pytest.raises(DataError, match="NaN"):
+        dci_from_codes(np.full_like(z, np.nan), f, z, f)
+    with pytest.raises(DataError, match="single value"):
+        dci_from_codes(z, np.zeros_like(f), z, f)
+    with pytest.raises(DataError, match="importance matrix"):
+        dci_from_importance(np.ones(5))
+
+
 # --- the report on runs ----------------------------------------------------------------------------
 
 
@@ -268,9 +416,20 @@ def test_report_on_a_dsprites_run(tmp_path):
         model="vae", data="dsprites-small", latent_dim=3, hidden=(8,), epochs=1, progress=False, report=False,
         out=tmp_path / "r",
     )  # fmt: skip
-    report = disentanglement_report(run, n_train=100, n_test=60, batch=8, n_mig=1000)
-    assert set(report) >= {"betavae_score", "mig", "mig_per_factor", "latent_dim", "settings"}
-    assert 0 <= report["betavae_score"] <= 1 and 0 <= report["mig"] <= 1
+    sizes = {"n_train": 100, "n_test": 60, "batch": 8, "n_mig": 1000, "n_factorvae_train": 100,
+             "n_factorvae_eval": 60, "n_dci_train": 300, "n_dci_test": 100}  # fmt: skip
+    report = disentanglement_report(run, **sizes)
+    scores = ("betavae_score", "factorvae_score", "mig", "dci_disentanglement", "dci_completeness",
+              "dci_informativeness")  # fmt: skip
+    assert set(report) >= {*scores, "mig_per_factor", "latent_dim", "settings"}
+    assert all(0 <= report[name] <= 1 for name in scores)
     assert list(report["mig_per_factor"]) == list(ds.FACTOR_NAMES) and report["latent_dim"] == 3
-    again = disentanglement_report(run, n_train=100, n_test=60, batch=8, n_mig=1000)
+    again = disentanglement_report(run, **sizes)
     assert {**again, "seconds": 0} == {**report, "seconds": 0}  # seeded: the same numbers again
+    # The report's numbers are those of the functions, with the MIG sample normalising the FactorVAE score.
+    assert report["factorvae_score"] == factorvae_score(run.encode, n_train=100, n_eval=60, batch=8, n_variance=1000)
+    assert report["dci_disentanglement"] == dci(run.encode, n_train=300, n_test=100).disentanglement
+    with pytest.raises(ConfigError, match="n_dci_test"):
+        disentanglement_report(run, n_dci_test=0)
+    with pytest.raises(ConfigError, match="batch"):
+        disentanglement_report(run, batch=1)

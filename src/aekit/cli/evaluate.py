@@ -49,7 +49,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser(
-        "disentanglement", help="dSprites runs: the beta-VAE score (Higgins et al. 2017) and MIG (Chen et al. 2018)."
+        "disentanglement",
+        help="dSprites runs: the beta-VAE score (Higgins et al. 2017), the FactorVAE score (Kim & Mnih 2018), "
+        "MIG (Chen et al. 2018) and DCI (Eastwood & Williams 2018).",
     )
     p.set_defaults(_parser=p, handler=cmd_disentanglement)
     p.add_argument("run_dir")
@@ -129,7 +131,10 @@ def cmd_disentanglement(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        print(f"beta-VAE score {report['betavae_score']:.4f}   MIG {report['mig']:.4f}")
+        print(f"beta-VAE score {report['betavae_score']:.4f}   FactorVAE score {report['factorvae_score']:.4f}")
+        print(f"MIG {report['mig']:.4f}")
         for name, gap in report["mig_per_factor"].items():
             print(f"  MIG gap {name:>12}  {gap:.4f}")
+        print(f"DCI disentanglement {report['dci_disentanglement']:.4f}   completeness "
+              f"{report['dci_completeness']:.4f}   informativeness {report['dci_informativeness']:.4f}")  # fmt: skip
     return 0
