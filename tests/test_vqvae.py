@@ -79,7 +79,7 @@ def test_codebook_and_commitment_losses_equal_their_formulas():
 
 
 def test_ema_update_matches_its_formula():
-    vq = VectorQuantizer(3, 2, use_ema=True, decay=0.9, eps=1e-5, restart_after=0).train()
+    vq = VectorQuantizer(3, 2, use_ema=True, decay=0.9, eps=1e-5, restart_after=0, init="uniform").train()
     start = torch.tensor([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0]])
     vq.codebook.copy_(start)
     vq.embed_sum.copy_(start)
@@ -103,7 +103,7 @@ def test_ema_update_matches_its_formula():
 @pytest.mark.parametrize("use_ema", [False, True])
 def test_dead_codes_are_reseeded_from_the_batch(use_ema):
     torch.manual_seed(0)
-    vq = VectorQuantizer(8, 2, use_ema=use_ema, restart_after=3).train()
+    vq = VectorQuantizer(8, 2, use_ema=use_ema, restart_after=3, init="uniform").train()  # the codebook set below
     live = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     with torch.no_grad():
         vq.codebook.copy_(torch.cat([live, torch.full((4, 2), 1000.0)]))  # codes 4..7 are never nearest
@@ -130,8 +130,8 @@ def test_distributed_statistics_are_reduced(monkeypatch):
     """Two processes that saw the same batch must update like one process that saw it twice."""
     torch.manual_seed(0)
     z = torch.randn(5, 4, 3, 3)
-    single = VectorQuantizer(6, 4, use_ema=True, restart_after=0).train()
-    dist = VectorQuantizer(6, 4, use_ema=True, restart_after=0).train()
+    single = VectorQuantizer(6, 4, use_ema=True, restart_after=0, init="uniform").train()
+    dist = VectorQuantizer(6, 4, use_ema=True, restart_after=0, init="uniform").train()
     dist.load_state_dict(single.state_dict())
     single(torch.cat([z, z]))
 
@@ -155,8 +155,8 @@ def test_real_process_group_of_one(tmp_path):
     try:
         torch.manual_seed(0)
         z = torch.randn(5, 4, 3, 3)
-        alone = VectorQuantizer(6, 4, use_ema=True, restart_after=0).train()
-        grouped = VectorQuantizer(6, 4, use_ema=True, restart_after=2).train()
+        alone = VectorQuantizer(6, 4, use_ema=True, restart_after=0, init="uniform").train()
+        grouped = VectorQuantizer(6, 4, use_ema=True, restart_after=2, init="uniform").train()
         grouped.load_state_dict(alone.state_dict())
         alone(z)
         grouped(z)

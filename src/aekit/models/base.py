@@ -162,6 +162,13 @@ class Model(nn.Module):
         """Figures logged after every epoch on the validation split ``x`` (e.g. codebook perplexity)."""
         return {}
 
+    @property
+    def progress_metrics(self) -> tuple[str, ...]:
+        """Names of :meth:`epoch_diagnostics` figures the training progress bar shows after each epoch,
+        next to the losses: the few worth watching while a model trains (a VQ-VAE's ``perplexity``,
+        whose collapse to 1 means one code is doing all the work). Default: none."""
+        return ()
+
     # --- encoding and decoding ---------------------------------------------------------------------
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

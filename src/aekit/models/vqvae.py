@@ -24,7 +24,7 @@ from aekit.config import CUSTOM, LikelihoodOptions, ModelConfig, positive
 from aekit.errors import ConfigError, check_choice
 from aekit.models.autoencoder import Autoencoder, feature_shape
 from aekit.parts.likelihoods import Likelihood, build_likelihood, likelihood_named
-from aekit.parts.quantizer import VectorQuantizer
+from aekit.parts.quantizer import CODEBOOK_INITS, VectorQuantizer
 from aekit.parts.vqnets import VQDecoder, VQEncoder, stage_sizes
 from aekit.registry import register_family
 
@@ -42,6 +42,10 @@ class VQVAE(Autoencoder):
     downsample : stride-2 stages; the code map is ``H / 2^downsample`` by ``W / 2^downsample`` (floored).
     commitment_weight : weight of the commitment term (the paper's beta).
     use_ema, ema_decay, restart_after : see :class:`~aekit.parts.VectorQuantizer`.
+    codebook_init, codebook_warmup : how the codebook starts (the quantiser's ``init`` and
+        ``warmup_steps``): ``kmeans`` (k-means of the first training batch's encoder outputs, refitted
+        at steps 1, 2, 4, ... of a warm-up of ``codebook_warmup`` steps), ``sample`` (a sample of
+        them) or ``uniform``.
     likelihood : ``bernoulli`` (data in [0, 1]), ``gaussian`` (unit variance) or a likelihood module.
     encoder, decoder : your own networks instead of the residual stacks: the encoder must emit
         ``code_dim`` channels, the decoder take them back to the image.
@@ -65,7 +69,9 @@ class VQVAE(Autoencoder):
         commitment_weight: float = 0.25,
         use_ema: bool = False,
         ema_decay: float = 0.99,
-        restart_after: int = 100,
+        restart_after: int = 20,
+        codebook_init: str = "kmeans",
+        codebook_warmup: int = 32,
         likelihood: str | Likelihood = "bernoulli",
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
@@ -93,12 +99,17 @@ class VQVAE(Autoencoder):
                 f"{tuple(features)} per sample."
             )
         latent = VectorQuantizer(num_codes, code_dim, commitment_weight=commitment_weight, use_ema=use_ema,
-                                 decay=ema_decay, restart_after=restart_after, code_shape=features[1:])  # fmt: skip
+                                 decay=ema_decay, restart_after=restart_after, init=codebook_init,
+                                 warmup_steps=codebook_warmup, code_shape=features[1:])  # fmt: skip
         if decoder is None:
             decoder = VQDecoder(code_dim, channels, c, res_blocks, sizes)
         if isinstance(likelihood, str):
             likelihood = likelihood_named(likelihood, shape)
         super().__init__(encoder, latent, decoder, likelihood, sample_shape=shape, config=config)
+
+    @property
+    def progress_metrics(self) -> tuple[str, ...]:
+        return ("perplexity",)  # codebook use: near 1 means collapse, K is every code used equally
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,9 @@ class VQVAEConfig(LikelihoodOptions, ModelConfig):
     commitment_weight: float = 0.25  # weight of the commitment term ||z_e - sg[e]||^2 (the paper's beta)
     use_ema: bool = False  # update the codebook by exponential moving averages, not by a loss
     ema_decay: float = 0.99  # decay of the codebook's moving averages (use_ema only)
-    restart_after: int = 100  # steps after which an unused code is re-seeded from encoder outputs
+    restart_after: int = 20  # steps after which an unused code is re-seeded from encoder outputs
+    codebook_init: str = "kmeans"  # kmeans | sample (of early batches' encoder outputs) | uniform (random)
+    codebook_warmup: int = 32  # steps in which the codebook is refitted at 1, 2, 4, ... and unused codes restarted
 
     family: ClassVar[str] = "vq-vae"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"vq-vae": {}}
@@ -122,12 +135,15 @@ class VQVAEConfig(LikelihoodOptions, ModelConfig):
 
     def _check(self) -> None:
         check_choice("arch", self.arch, ("resnet", CUSTOM))
+        check_choice("codebook_init", self.codebook_init, CODEBOOK_INITS)
         if self.num_codes < 2:
             raise ConfigError(f"num_codes (K) must be at least 2 for a codebook to choose from, got {self.num_codes}.")
         for name in ("code_dim", "channels", "restart_after"):
             positive(name, getattr(self, name))
         if self.res_blocks < 0 or self.downsample < 0:
             raise ConfigError(f"res_blocks and downsample must be >= 0, got {self.res_blocks} and {self.downsample}.")
+        if self.codebook_warmup < 0:
+            raise ConfigError(f"codebook_warmup must be >= 0 (0: fit the codebook once), got {self.codebook_warmup}.")
         if not 0 < self.ema_decay < 1:
             raise ConfigError(f"ema_decay must lie in (0, 1), got {self.ema_decay}.")
         if not self.commitment_weight >= 0:
@@ -153,6 +169,8 @@ def build(
         use_ema=config.use_ema,
         ema_decay=config.ema_decay,
         restart_after=config.restart_after,
+        codebook_init=config.codebook_init,
+        codebook_warmup=config.codebook_warmup,
         likelihood=build_likelihood(config, sample_shape),
         encoder=encoder,
         decoder=decoder,

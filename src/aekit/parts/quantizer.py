@@ -13,6 +13,16 @@ assignment counts and sums (van den Oord 2017, appendix A.1; Razavi et al. 2019)
 is a buffer the optimiser never sees. Codes nobody picks for ``restart_after`` training steps are
 re-seeded from encoder outputs of the current batch, against codebook collapse.
 
+The codebook starts where the data are: it is fitted to the encoder outputs of the first training
+batch, by k-means (``init="kmeans"``) or as a random sample of them (``init="sample"``). A fresh
+encoder maps every input to nearly the same vector, and in its first optimiser steps its outputs
+move (and grow and shrink) faster than a code can follow. So for ``warmup_steps`` steps the
+codebook follows them: it is fitted again at steps 1, 2, 4, 8, ... (the k-means re-initialisation
+of Łańcucki et al. 2020, "Robust training of vector quantized deep neural networks"), and codes left
+unused by a step are restarted at once, while the codes in use keep what the decoder learnt of
+them. A codebook drawn independently of the encoder (``init="uniform"``, van den Oord et al.'s, with
+no warm-up) collapses instead: one code takes every position until a dead-code restart.
+
 As a latent kind (``vq``) the quantiser owns the codes' distribution too: uniform over the K^(h w)
 code maps until a prior is fitted to them (:mod:`aekit.parts.pixelcnn`, ``aekit train-prior``) and
 attached; only then can the model sample.
@@ -28,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aekit.errors import ConfigError, NotGenerativeError
+from aekit.errors import ConfigError, NotGenerativeError, check_choice
 from aekit.parts.latents import Code, Latent, TensorSpec
 from aekit.registry import register_latent
 
@@ -51,6 +61,61 @@ def _broadcast_(tensor: torch.Tensor) -> torch.Tensor:
     if _distributed():
         torch.distributed.broadcast(tensor, src=0)
     return tensor
+
+
+def _all_gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Every process's ``rows`` ``(M_r, D)`` concatenated in rank order (``rows`` itself in a single process).
+
+    Under torchrun each rank holds a contiguous slice of the global batch, so this is the global
+    batch's rows in the order one process would see them. The slices may differ in length by one."""
+    if not _distributed() or torch.distributed.get_world_size() == 1:
+        return rows
+    world = torch.distributed.get_world_size()
+    size = torch.tensor([len(rows)], device=rows.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    torch.distributed.all_gather(sizes, size)
+    counts = [int(n) for n in torch.cat(sizes).tolist()]  # a host sync, only at the few fits of a warm-up
+    padded = rows.new_zeros(max(counts), rows.shape[1])
+    padded[: len(rows)] = rows
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    torch.distributed.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, counts, strict=True)])
+
+
+def nearest(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest row of ``codes`` ``(K, D)`` for every row of ``x`` ``(M, D)``: ``(M,)`` long.
+
+    Squared distances ||x||^2 - 2 x.e + ||e||^2 are computed in float32 even under autocast: in
+    half precision the cross term loses the digits that separate close codes. ||x||^2 is the same
+    for every code, so it is left out of the argmin."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, e = x.detach().float(), codes.detach().float()
+        dist = torch.addmm(e.square().sum(1)[None], x, e.t(), alpha=-2)  # (M, K) = ||e||^2 - 2 x.e
+    return dist.argmin(1)
+
+
+def sample_rows(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``k`` random rows of ``x`` ``(M, D)``: distinct rows when ``M >= k``, else drawn with replacement."""
+    pick = torch.randperm(len(x), device=x.device)[:k] if len(x) >= k else torch.randint(len(x), (k,), device=x.device)
+    return x[pick]
+
+
+def kmeans(x: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+    """``k`` centroids ``(k, D)`` of the rows of ``x`` ``(M, D)`` by Lloyd's algorithm from ``k`` random rows.
+
+    A fixed number of iterations and no convergence test, so the device never waits for the host.
+    A centroid that loses all its rows stays where it was."""
+    x = x.float()
+    centroids = sample_rows(x, k)
+    for _ in range(iters):
+        assign = nearest(x, centroids)  # (M,)
+        counts = torch.bincount(assign, minlength=k).float()  # (k,)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)  # (k, D)
+        centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centroids)
+    return centroids
+
+
+CODEBOOK_INITS = ("kmeans", "sample", "uniform")
 
 
 def code_counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
@@ -101,6 +166,15 @@ class VectorQuantizer(Latent):
     eps : Laplace smoothing of the EMA cluster sizes, so empty clusters never divide by zero.
     restart_after : every this many training steps, codes unused during them are re-seeded from
         random encoder outputs of the current batch; 0 disables restarts.
+    init : how the codebook starts. ``kmeans``: k-means centroids of the encoder outputs of the first
+        training batch; ``sample``: a random sample of those outputs; ``uniform``: Kaiming-uniform
+        values, independent of the data. Under torchrun the global batch is used, so every process
+        starts from the same codebook as a single process would.
+    warmup_steps : with ``kmeans`` or ``sample``, for this many training steps the codebook follows
+        the encoder's fast-moving outputs: fitted again at steps 1, 2, 4, ... up to this one, and
+        codes unused in a step restarted every step (if ``restart_after`` > 0); 0: one fit, no
+        warm-up. A codebook loaded from a state dict (a resumed or saved run) is kept: it is never
+        fitted again.
     code_shape : the spatial shape ``(h, w)`` of the code maps it quantises (set by the model that
         uses it; needed for ``latent_dim`` and for sampling code maps).
     """
@@ -116,7 +190,9 @@ class VectorQuantizer(Latent):
         use_ema: bool = False,
         decay: float = 0.99,
         eps: float = 1e-5,
-        restart_after: int = 100,
+        restart_after: int = 20,
+        init: str = "kmeans",
+        warmup_steps: int = 32,
         code_shape: tuple[int, ...] | None = None,
     ):
         super().__init__()
@@ -128,11 +204,16 @@ class VectorQuantizer(Latent):
             raise ConfigError(f"beta (commitment weight) must be a finite number >= 0, got {commitment_weight}.")
         if not 0 < decay < 1:
             raise ConfigError(f"ema decay must lie in (0, 1), e.g. 0.99; got {decay}.")
-        if eps <= 0 or restart_after < 0:
-            raise ConfigError(f"eps must be > 0 and restart_after >= 0, got eps={eps}, restart_after={restart_after}.")
+        if eps <= 0 or restart_after < 0 or warmup_steps < 0:
+            raise ConfigError(
+                f"eps must be > 0, restart_after and warmup_steps >= 0; got eps={eps}, "
+                f"restart_after={restart_after}, warmup_steps={warmup_steps}."
+            )
+        check_choice("codebook init", init, CODEBOOK_INITS)
         self.num_codes, self.code_dim = num_codes, code_dim
         self.commitment_weight, self.use_ema = commitment_weight, use_ema
         self.decay, self.eps, self.restart_after = decay, eps, restart_after
+        self.init, self.warmup_steps = init, warmup_steps
         self.code_shape = None if code_shape is None else tuple(code_shape)
         self.prior: nn.Module | None = None  # a model of the code maps (GatedPixelCNN), fitted after training
 
@@ -148,6 +229,10 @@ class VectorQuantizer(Latent):
             self.codebook = nn.Parameter(codebook)
         self.register_buffer("usage_window", torch.zeros(num_codes))  # assignments since the last check
         self._steps = 0  # training steps since construction; a Python int, so counting costs no sync
+        # Python values, so checking them costs no sync. Loading a state dict marks the codebook as
+        # initialised and ends the warm-up (_load_from_state_dict): a resumed run keeps its codebook.
+        self.initialized = init == "uniform"  # fitted to data (or needs no data)
+        self._warming = not self.initialized  # within the warm-up that follows the first fit
 
     @classmethod
     def from_config(cls, config: Any, features: tuple[int, ...]) -> Latent:
@@ -159,10 +244,17 @@ class VectorQuantizer(Latent):
             )
         return cls(config.num_codes, config.code_dim, commitment_weight=config.commitment_weight,
                    use_ema=config.use_ema, decay=config.ema_decay, restart_after=config.restart_after,
+                   init=config.codebook_init, warmup_steps=config.codebook_warmup,
                    code_shape=features[1:])  # fmt: skip
 
     def extra_repr(self) -> str:
-        return f"num_codes={self.num_codes}, code_dim={self.code_dim}, use_ema={self.use_ema}"
+        return f"num_codes={self.num_codes}, code_dim={self.code_dim}, use_ema={self.use_ema}, init={self.init}"
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Loaded weights are kept: a resumed run, a saved run or a model trained further (from checkpoints of
+        # any release, none of which says whether it was fitted) must not have its codebook refitted.
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.initialized, self._warming = True, False
 
     @property
     def latent_dim(self) -> int:  # type: ignore[override]
@@ -182,15 +274,9 @@ class VectorQuantizer(Latent):
     def encode_indices(self, z_e: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code for every position: ``(N, D, *spatial)`` -> ``(N, *spatial)`` long.
 
-        Squared distances ||x||^2 - 2 x.e + ||e||^2 are computed in float32 even under autocast:
-        in half precision the cross term loses the digits that separate close codes. ||x||^2 is
-        the same for every code, so it is left out of the argmin.
+        Distances are computed in float32 even under autocast (:func:`nearest`).
         """
-        flat = self._flatten(z_e)
-        with torch.autocast(device_type=flat.device.type, enabled=False):
-            x, e = flat.detach().float(), self.codebook.detach().float()
-            dist = torch.addmm(e.square().sum(1)[None], x, e.t(), alpha=-2)  # (M, K) = ||e||^2 - 2 x.e
-        return dist.argmin(1).view(z_e.shape[0], *z_e.shape[2:])
+        return nearest(self._flatten(z_e), self.codebook).view(z_e.shape[0], *z_e.shape[2:])
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codebook vectors of ``indices`` ``(N, *spatial)``: ``(N, D, *spatial)``."""
@@ -315,8 +401,19 @@ class VectorQuantizer(Latent):
     def quantize(self, z_e: torch.Tensor, update: bool | None = None) -> Quantized:
         """Quantise ``z_e`` ``(N, D, *spatial)``; in training mode also update EMA statistics and restart codes.
 
-        ``update`` overrides whether the codebook statistics change (default: ``self.training``).
+        ``update`` overrides whether the codebook statistics change (default: ``self.training``). The
+        first update, and those of steps 1, 2, 4, ... up to ``warmup_steps``, fit the codebook to
+        ``z_e`` (``init``) before quantising it.
         """
+        update = self.training if update is None else update
+        if update and not self.initialized:
+            self.init_codebook(z_e)
+        elif update and self._warming:
+            step = self._steps
+            if step > self.warmup_steps:
+                self._warming = False
+            elif step & (step - 1) == 0:  # a power of two: fits grow sparse as the encoder settles
+                self.init_codebook(z_e)
         indices = self.encode_indices(z_e)
         q = self.lookup(indices)  # (N, D, *spatial), float32 like the codebook
         z32 = z_e.float()
@@ -325,7 +422,7 @@ class VectorQuantizer(Latent):
         codebook = None if self.use_ema else (z32.detach() - q).square().flatten(1).sum(1)
         # Straight-through estimator: the forward value is q, the gradient w.r.t. z_e the identity.
         z_q = z_e + (q.to(z_e.dtype) - z_e).detach()
-        if self.training if update is None else update:
+        if update:
             self._update(z_e, indices)
         return Quantized(z_q, indices, codebook, commitment)
 
@@ -339,8 +436,30 @@ class VectorQuantizer(Latent):
             self.ema_update(_all_reduce_(counts), _all_reduce_(sums))
         self.usage_window += counts  # local counts; summed across processes only at the check
         self._steps += 1
-        if self.restart_after and self._steps % self.restart_after == 0:
+        # In the warm-up the encoder's outputs leave codes behind within a step: restart them at once.
+        warming = self._warming and self._steps < self.warmup_steps
+        if self.restart_after and (warming or self._steps % self.restart_after == 0):
             self.restart_dead_codes(flat)
+
+    @torch.compiler.disable  # a few times per run; its collectives and data-dependent sizes stay out of a graph
+    @torch.no_grad()
+    def init_codebook(self, z_e: torch.Tensor) -> None:
+        """Set the codebook from the encoder outputs ``z_e`` ``(N, D, *spatial)`` as ``init`` says.
+
+        Under torchrun every process gathers the whole global batch and computes the same codebook;
+        rank 0's copy is then given to all, so they agree to the bit. Draws come from the global
+        random stream, which the trainer seeds with the run's seed. With EMA the statistics restart
+        from the new codebook (size 1, sum = the code), as for a fresh code.
+        """
+        flat = _all_gather_rows(self._flatten(z_e).detach().float().contiguous())  # (M, D), the global batch
+        codes = kmeans(flat, self.num_codes) if self.init == "kmeans" else sample_rows(flat, self.num_codes)
+        codes = _broadcast_(codes.contiguous())  # (K, D)
+        self.codebook.copy_(codes.to(self.codebook.dtype))
+        if self.use_ema:
+            self.cluster_size.fill_(1.0)
+            self.embed_sum.copy_(self.codebook)
+        self.usage_window.zero_()  # usage of the codes replaced says nothing about the new ones
+        self.initialized = True
 
     @torch.no_grad()
     def ema_update(self, counts: torch.Tensor, sums: torch.Tensor) -> None:

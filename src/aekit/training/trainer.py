@@ -80,6 +80,22 @@ def _mixed_precision(precision: str, device: torch.device) -> tuple[Callable[[],
     return functools.partial(torch.autocast, device_type=device.type, dtype=dtype), scaler
 
 
+def epoch_postfix(record: dict[str, Any], shown: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The progress bar's postfix after an epoch, from the epoch's ``record``: the epoch, the training
+    and validation losses, the validation figures named in ``shown`` (the model's
+    ``progress_metrics``, those of its ``epoch_diagnostics`` worth watching) and the throughput."""
+    postfix: dict[str, Any] = {
+        "epoch": record["epoch"],
+        "loss": f"{record['train/loss']:.4g}",
+        "valid": f"{record.get('valid/loss', float('nan')):.4g}",
+    }
+    for name in shown:
+        if f"valid/{name}" in record:  # without a validation split there are no diagnostics
+            postfix[name] = f"{record[f'valid/{name}']:.4g}"
+    postfix["samples_s"] = f"{record['samples_per_s']:.0f}"
+    return postfix
+
+
 class _Objective(torch.nn.Module):
     """The model's loss terms as a module's forward pass: what DistributedDataParallel wraps."""
 
@@ -258,12 +274,7 @@ class Trainer:
                 record["samples_per_s"] = seen / seconds
                 record["epoch_seconds"] = seconds
                 improved = self._track_best(record)
-                bar.set_postfix(
-                    epoch=state.epoch,
-                    loss=f"{record['train/loss']:.4g}",
-                    valid=f"{record.get('valid/loss', float('nan')):.4g}",
-                    samples_s=f"{record['samples_per_s']:.0f}",
-                )
+                bar.set_postfix(**epoch_postfix(record, model.progress_metrics))
                 for callback in callbacks:
                     callback.on_epoch_end(self, record, improved)
         except BaseException as err:  # KeyboardInterrupt too: the callbacks close their files either way
