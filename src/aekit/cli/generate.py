@@ -26,11 +26,14 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("train-prior", help="VQ-VAE: fit a gated PixelCNN prior to the code maps of the training set.")
     p.set_defaults(_parser=p, handler=cmd_train_prior)
     p.add_argument("run_dir")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=50, help="at most this many (early stopping: --patience)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--patience", type=int, default=3,
+                   help="stop after this many epochs without a better valid NLL; keep the best (0: off)")  # fmt: skip
     p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--layers", type=int, default=None,
+                   help="gated layers (default: 8, more if the code map needs them to be covered)")  # fmt: skip
     p.add_argument("--kernel", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing prior")
@@ -56,9 +59,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_train_prior(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
-    summary = train_prior(run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, channels=args.channels,
-                          layers=args.layers, kernel=args.kernel, seed=args.seed, overwrite=args.overwrite,
-                          progress=args.progress)  # fmt: skip
+    summary = train_prior(run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                          channels=args.channels, layers=args.layers, kernel=args.kernel, seed=args.seed,
+                          overwrite=args.overwrite, progress=args.progress)  # fmt: skip
+    ran = len(summary["records"])
+    print(f"Prior: {summary['prior']['layers']} layers, {ran} epochs (best {summary['best_epoch']}"
+          f"{', stopped early' if summary['stopped_early'] else ''})")  # fmt: skip
     print(f"Prior test NLL: {summary['test_nll']:.4g} nats per code map, {summary['test_bits_per_code']:.3f} bits "
           f"per code (uniform codes: {summary['uniform_bits_per_code']:.3f})")  # fmt: skip
     figure = plot_prior_vs_uniform(run, seed=args.seed)
