@@ -9,7 +9,6 @@ import math
 import shlex
 import shutil
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from aekit.figures import canvas, energy_plots, latent_plots, plots
 from aekit.figures.report import metric_table, page, write_report
 from aekit.runs import artifacts, layout
 from aekit.training import trainer as trainer_module
+from fakes import FakeBar
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs-0.1.0"
 TINY = {"data": "digits", "epochs": 2, "progress": False}
@@ -263,24 +263,6 @@ def test_samples_per_s_is_the_overall_rate_across_a_resume(tmp_path):
     assert summary["train_seconds"] == pytest.approx(seconds, abs=2e-3)
     samples = summary["samples_per_s"] * summary["train_seconds"]  # train_seconds is rounded to the millisecond
     assert samples == pytest.approx(n_train * 4, abs=summary["samples_per_s"] * 6e-4 + 0.1)
-
-
-class FakeBar:
-    """Stands in for tqdm and keeps every postfix the trainer shows."""
-
-    postfixes: ClassVar[list[dict]] = []
-
-    def __init__(self, *args, **kwargs):
-        FakeBar.postfixes = []
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, **values):
-        FakeBar.postfixes.append(values)
-
-    def close(self):
-        pass
 
 
 def test_progress_bar_running_loss_weights_the_last_partial_batch(monkeypatch):

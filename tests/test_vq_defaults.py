@@ -5,7 +5,6 @@ every process, and the progress bar shows the codebook's perplexity."""
 from __future__ import annotations
 
 import json
-from typing import ClassVar
 
 import pytest
 import torch
@@ -17,26 +16,9 @@ from aekit.models import VQVAE
 from aekit.parts.quantizer import VectorQuantizer
 from aekit.training import Trainer
 from aekit.training import trainer as trainer_module
+from fakes import FakeBar
 
 TINY = {"num_codes": 16, "code_dim": 4, "channels": 8, "res_blocks": 1, "downsample": 1}
-
-
-class FakeBar:
-    """Stands in for tqdm and keeps every postfix the trainer shows."""
-
-    postfixes: ClassVar[list[dict]] = []
-
-    def __init__(self, *args, **kwargs):
-        FakeBar.postfixes = []
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, **values):
-        FakeBar.postfixes.append(values)
-
-    def close(self):
-        pass
 
 
 def _flat(z: torch.Tensor) -> torch.Tensor:
