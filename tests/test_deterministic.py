@@ -55,6 +55,25 @@ def test_the_cosine_schedule_anneals_the_rate_to_zero(tmp_path):
     assert rates == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2])
 
 
+def test_a_time_limit_ends_training_and_the_cosine_schedule_with_it(tmp_path, monkeypatch):
+    import types
+
+    from aekit.training import trainer
+
+    clock = iter(range(0, 10_000, 5))  # every reading 5 s later: an epoch (two readings) takes 5 s
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    rates = []
+    run = aekit.train(model="ae", data="digits", hidden=(8,), latent_dim=2, epochs=50, lr=0.1, lr_schedule="cosine",
+                      time_limit=0.25, out=tmp_path / "r", callbacks=[lambda t, record, i: rates.append(record["lr"])],
+                      **QUIET)  # fmt: skip
+    # 15 s of budget at 5 s per epoch: 3 epochs, the rate following the clock, not the 50 epochs
+    assert rates == pytest.approx([0.1, 0.075, 0.025])
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["epochs"] == 3 and summary["time_limit_reached"] and not summary["stopped_early"]
+    with pytest.raises(ConfigError, match="time_limit"):
+        aekit.train(model="ae", time_limit=-1, out=tmp_path / "bad", **QUIET)
+
+
 def test_pca_check_cli_json(linear_run, capsys):
     assert main(["pca-check", str(linear_run.path), "--json"]) == 0
     import json

@@ -316,10 +316,13 @@ class TrainConfig:
     compile: bool = False
     clip_grad_norm: float = 0.0  # clip the gradients' global L2 norm to this before each step; 0: no clipping
     # constant | cosine: lr * (1 + cos(pi * epoch / epochs)) / 2, annealed to 0 at the last epoch (Loshchilov &
-    # Hutter 2017) | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al. 2016)
+    # Hutter 2017; with --time-limit, at the limit if that comes first) | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al. 2016)
     lr_schedule: str = "constant"
     seed: int = 0  # seed of the initial weights, the batch order and every random draw in training
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
+    # stop after the epoch that reaches this many minutes of training; 0: no limit. The cosine schedule then
+    # anneals over whichever ends first, the epochs or the minutes
+    time_limit: float = field(default=0.0, metadata={"metavar": "MIN"})
     device: str = "auto"  # auto: cuda when present, else cpu
     progress: bool = True  # show a progress bar
     # steps between reads of the running loss (a host sync): the progress bar, callbacks' on_step, TensorBoard
@@ -340,6 +343,7 @@ class TrainConfig:
             raise ConfigError(f"clip_grad_norm must be >= 0 (0 disables clipping), got {self.clip_grad_norm}.")
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0 (0 disables early stopping), got {self.patience}.")
+        non_negative("time_limit", self.time_limit)
         check_seed("seed", self.seed)
         check_choice("device", self.device, DEVICES)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)

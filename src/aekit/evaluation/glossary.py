@@ -60,6 +60,7 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "best_epoch": ("epoch", "epoch with the lowest validation loss; its weights are kept"),
     "best_valid_loss": ("nats", "lowest validation objective per sample"),
     "stopped_early": ("", "whether training stopped because the validation loss stopped improving"),
+    "time_limit_reached": ("", "whether training stopped at its --time-limit"),
     "steps": ("steps", "optimiser steps taken"),
     "train_seconds": ("s", "wall-clock time of the training epochs, all of them (validation and evaluation excluded)"),
     "samples_per_s": ("samples/s", "training throughput: samples trained / train_seconds, over all epochs"),

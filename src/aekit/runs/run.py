@@ -411,6 +411,8 @@ def _finish(
         "best_epoch": state.best_epoch,
         "best_valid_loss": state.best_valid,
         "stopped_early": state.stopped_early,
+        "time_limit_reached": bool(run.config.train.time_limit)
+        and state.train_seconds >= 60 * run.config.train.time_limit,
         "steps": state.step,
         "train_seconds": round(state.train_seconds, 3),
         "samples_per_s": round(samples / state.train_seconds, 1) if state.train_seconds else 0.0,

@@ -175,7 +175,8 @@ class Trainer:
         train_labels: torch.Tensor | None = None,
         valid_labels: torch.Tensor | None = None,
     ) -> TrainState:
-        """Train until ``config.epochs`` epochs are done or early stopping triggers.
+        """Train until ``config.epochs`` epochs are done, ``config.time_limit`` minutes have passed (whole
+        epochs: the one that reaches the limit is the last) or early stopping triggers.
 
         ``train`` and ``valid`` are tensors, or streamed splits (:class:`aekit.data.NpyRows`) for
         data larger than memory. Labels are used only by a conditional model."""
@@ -210,7 +211,7 @@ class Trainer:
             for callback in callbacks:
                 callback.on_train_begin(self)
                 begun.append(callback)
-            while state.epoch < cfg.epochs and not state.stopped_early:
+            while state.epoch < cfg.epochs and not state.stopped_early and self._progress() < 1:
                 model.train()
                 start = time.perf_counter()
                 # The sums of each term over the samples so far this epoch, and their count (last):
@@ -365,10 +366,20 @@ class Trainer:
                 end += 3**stage
             lr = self.config.lr * 10 ** (-stage / 7)
         elif self.config.lr_schedule == "cosine":
-            # Loshchilov & Hutter 2017, without restarts: from lr down to 0 over the run's epochs.
-            lr = self.config.lr * (1 + math.cos(math.pi * self.state.epoch / self.config.epochs)) / 2
+            # Loshchilov & Hutter 2017, without restarts: from lr down to 0 over the run's epochs (or its
+            # time limit, if that ends it first).
+            lr = self.config.lr * (1 + math.cos(math.pi * self._progress())) / 2
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+
+    def _progress(self) -> float:
+        """How far training has gone, from 0 to 1: the larger of the share of epochs done and the share
+        of the time limit spent (under torchrun, rank 0's clock decides for every rank)."""
+        done = self.state.epoch / self.config.epochs
+        if self.config.time_limit:
+            spent = self.state.train_seconds / (60 * self.config.time_limit)
+            done = max(done, distributed.from_main(lambda: spent))
+        return min(done, 1.0)
 
     @torch.no_grad()
     def evaluate_terms(
