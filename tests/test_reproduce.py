@@ -69,3 +69,32 @@ def test_the_papers_numbers_stand_beside_ours(tmp_path, small_mnist):
 def test_bad_names_are_clear_errors(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_jobs_train_the_runs_side_by_side_to_the_same_table(tmp_path, small_mnist, capfd):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["reproduce", "burda2016", "--out", str(one), "--no-progress"]) == 0
+    assert main(["reproduce", "burda2016", "--out", str(two), "--no-progress", "--jobs", "2"]) == 0
+    err = capfd.readouterr().err  # the workers write to the process's stderr
+    assert "training" in err and "thread" in err  # each worker says what it trains, on its share
+    tables = [json.loads((out / "burda2016" / "smoke" / "table.json").read_text()) for out in (one, two)]
+    assert tables[1]["jobs"] == 2 and "2 runs trained at a time" in (two / "burda2016/smoke/table.md").read_text()
+    assert [r["measured"] for r in tables[1]["rows"]] == pytest.approx([r["measured"] for r in tables[0]["rows"]],
+                                                                       rel=1e-3)  # fmt: skip
+    assert main(["reproduce", "burda2016", "--out", str(two), "--jobs", "0"]) == 2
+    assert "jobs must be an integer >= 1" in capfd.readouterr().err
+
+
+def test_weights_at_keep_a_run_as_it_was_at_a_mark_of_training_time(tmp_path, small_mnist):
+    from aekit.reproduce.base import run_at, train_or_reuse, weights_at
+
+    options = {"model": "vae", "data": "mnist", "hidden": (16,), "latent_dim": 2, "epochs": 3}
+    run = train_or_reuse(tmp_path / "r", False, weights_at=(0.0,), **options)  # mark 0: after the first epoch
+    assert weights_at(run.path, 0.0).is_file() and not weights_at(run.path, 60.0).is_file()
+    early, meta = run_at(run.path, 0.0)
+    assert meta["epoch"] == 1 and meta["minutes"] >= 0
+    final, end = run_at(run.path, None)
+    assert end["epoch"] == 3
+    assert run_at(run.path, 60.0)[1] == end  # a mark the run never reached: the finished run
+    test = run.load_data().test
+    assert early.evaluate(test)["neg_elbo"] > final.evaluate(test)["neg_elbo"]  # two more epochs of training

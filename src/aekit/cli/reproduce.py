@@ -21,6 +21,10 @@ def add_parsers(sub: Any) -> None:
                         "reports (hours on a CPU); default: smoke")  # fmt: skip
     p.add_argument("--out", default="reproductions",
                    help="folder of the runs and tables: OUT/NAME/TIER/ (default: reproductions)")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many of the reproduction's runs at once, each in its own process on an "
+                        "equal share of the CPU's threads (each time then counts a share of the machine); "
+                        "default: 1")  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars")
 
 
@@ -33,7 +37,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise ConfigError(f"Name a reproduction: one of {', '.join(REPRODUCTIONS)} (or --list).")
     if args.tier not in TIERS:
         raise ConfigError(f"Unknown tier '{args.tier}'. Choose one of: {', '.join(TIERS)}.")
-    table = reproduce(args.name, tier=args.tier, out=args.out, progress=args.progress)
+    table = reproduce(args.name, tier=args.tier, out=args.out, progress=args.progress, jobs=args.jobs)
     print(markdown(table), end="")
     print(f"Wrote {args.out}/{args.name}/{args.tier}/table.md and table.json")
     return 0

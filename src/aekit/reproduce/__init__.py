@@ -32,11 +32,12 @@ def get(name: str) -> Reproduction:
 
 
 def reproduce(
-    name: str, tier: str = "smoke", out: str | Path = "reproductions", progress: bool = True
+    name: str, tier: str = "smoke", out: str | Path = "reproductions", progress: bool = True, jobs: int = 1
 ) -> dict[str, Any]:
     """Run ``tier`` of reproduction ``name`` into ``out/NAME/TIER``; returns its table (also written
-    there as table.md and table.json)."""
-    return run_reproduction(get(name), tier, Path(out), progress)
+    there as table.md and table.json). ``jobs``: how many of its runs train at once, each in its own
+    process on an equal share of the CPU's threads."""
+    return run_reproduction(get(name), tier, Path(out), progress, jobs)
 
 
 __all__ = ["REPRODUCTIONS", "TIERS", "Reproduction", "Row", "get", "markdown", "reproduce"]

@@ -1,12 +1,16 @@
-"""What every reproduction shares: its description, its tiers, the runs it trains or reuses, and the
-table it writes (Markdown and JSON, the measured numbers beside the paper's)."""
+"""What every reproduction shares: its description, its tiers, the runs it trains or reuses (one after
+another, or ``jobs`` at a time in worker processes), and the table it writes (Markdown and JSON, the
+measured numbers beside the paper's)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,8 @@ from aekit.errors import ConfigError, check_choice
 from aekit.fsutil import atomic_write_text
 from aekit.runs.layout import CHECKPOINT, SUMMARY, dumps, read_json
 from aekit.runs.run import Run, load_run, resume, train
+from aekit.training.callbacks import Callback
+from aekit.training.checkpoint import load_state_into, load_tensors, save_tensors
 
 TIERS = ("smoke", "full")
 TABLE_MD = "table.md"
@@ -34,24 +40,34 @@ class Row:
     note: str = ""
 
 
+# The runs a tier trains: {folder name: aekit.train options}, and "weights_at": minutes at which to keep
+# the weights (see WeightsAt).
+Plan = dict[str, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Reproduction:
     """A paper's experiment. ``tiers`` holds each tier's settings (``smoke``: minutes on a CPU, for the
-    test suite; ``full``: the budget docs/reproductions.md reports); ``run(settings, folder, progress)``
-    trains (or reuses) its runs under ``folder`` and returns the table's rows."""
+    test suite; ``full``: the budget docs/reproductions.md reports). ``runs(settings)`` names the runs
+    to train, independent of each other; ``table(settings, runs, folder, progress)`` gets them trained
+    (a :class:`Run` per name, under ``folder``) and returns the table's rows."""
 
     name: str
     paper: str
     summary: str
     tiers: Mapping[str, Mapping[str, Any]]
-    run: Callable[[Mapping[str, Any], Path, bool], list[Row]]
+    runs: Callable[[Mapping[str, Any]], Plan]
+    table: Callable[[Mapping[str, Any], dict[str, Run], Path, bool], list[Row]]
     notes: str = ""
     commands: tuple[str, ...] = field(default=())
 
 
 def train_or_reuse(folder: Path, progress: bool, **options: Any) -> Run:
     """The run in ``folder`` trained with ``options``: reused when finished with the same options,
-    resumed when it holds a checkpoint, else trained, so an interrupted reproduction goes on."""
+    resumed when it holds a checkpoint, else trained, so an interrupted reproduction goes on.
+    ``weights_at`` (minutes) keeps the weights at those marks of training time (:class:`WeightsAt`)."""
+    marks = options.pop("weights_at", ())
+    callbacks = [WeightsAt(folder, marks)] if marks else None
     options = {"report": False, **options, "progress": progress}
     if (folder / SUMMARY).is_file():
         run = load_run(folder)
@@ -62,8 +78,66 @@ def train_or_reuse(folder: Path, progress: bool, **options: Any) -> Run:
             f"'{folder}' holds a finished run with other settings than this tier's. Delete it, or choose another --out."
         )
     if (folder / CHECKPOINT).is_file():
-        return resume(folder, progress=progress, report=options["report"])
-    return train(out=folder, **options)
+        return resume(folder, progress=progress, report=options["report"], callbacks=callbacks)
+    return train(out=folder, callbacks=callbacks, **options)
+
+
+def train_all(plan: Plan, folder: Path, progress: bool, jobs: int = 1) -> dict[str, Run]:
+    """Train (or reuse) every run of ``plan`` under ``folder``. With ``jobs`` > 1, that many at a time,
+    each in its own process with an equal share of the CPU's threads (their progress bars off: each
+    says when it starts and ends); their times then count one share of the machine each."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be an integer >= 1, got {jobs}.")
+    if jobs > 1 and len(plan) > 1:
+        threads = max(1, torch.get_num_threads() // jobs)
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+        with ProcessPoolExecutor(min(jobs, len(plan)), mp_context=context) as pool:
+            futures = [pool.submit(_train_in_worker, folder / name, threads, dict(opts)) for name, opts in plan.items()]
+            for future in futures:
+                future.result()  # a worker's error is raised here
+    return {name: train_or_reuse(folder / name, progress, **options) for name, options in plan.items()}
+
+
+def _train_in_worker(folder: Path, threads: int, options: dict[str, Any]) -> None:
+    torch.set_num_threads(threads)
+    print(f"training {folder} ({threads} thread{'s' if threads > 1 else ''})", file=sys.stderr, flush=True)
+    run = train_or_reuse(folder, False, **options)
+    print(f"trained {folder} in {train_seconds(run):.0f} s", file=sys.stderr, flush=True)
+
+
+class WeightsAt(Callback):
+    """Keeps a run's weights at marks of training time: after the first epoch that ends at or past
+    ``m`` minutes, ``folder/at-{m}min.safetensors`` (with the epoch and the minutes it was taken at), so
+    one run gives the quality reached by each mark. A resumed run keeps the marks already taken."""
+
+    def __init__(self, folder: Path, minutes: tuple[float, ...]):
+        self.folder, self.minutes = Path(folder), tuple(minutes)
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any], improved: bool) -> None:
+        spent = trainer.state.train_seconds / 60
+        for mark in self.minutes:
+            path = weights_at(self.folder, mark)
+            if spent >= mark and not path.is_file():
+                meta = {"epoch": trainer.state.epoch, "minutes": round(spent, 2)}
+                save_tensors(path, trainer.model.state_dict(), meta)
+
+
+def weights_at(folder: Path, minutes: float) -> Path:
+    return Path(folder) / f"at-{minutes:g}min.safetensors"
+
+
+def run_at(folder: Path, minutes: float | None) -> tuple[Run, dict[str, Any]]:
+    """The run in ``folder`` with the weights :class:`WeightsAt` kept at ``minutes``, and when they
+    were taken (``epoch``, ``minutes``); ``None``, or a mark the run ended before, gives the run as it
+    finished."""
+    run = load_run(folder)
+    path = None if minutes is None else weights_at(folder, minutes)
+    if path is None or not path.is_file():
+        summary = read_json(folder, SUMMARY)
+        return run, {"epoch": summary["epochs"], "minutes": round(summary["train_seconds"] / 60, 2)}
+    tensors, meta = load_tensors(path)
+    load_state_into(run.model, tensors, path)
+    return run, meta
 
 
 def epochs(n: int) -> str:
@@ -87,25 +161,28 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_reproduction(reproduction: Reproduction, tier: str, out: Path, progress: bool) -> dict[str, Any]:
+def run_reproduction(reproduction: Reproduction, tier: str, out: Path, progress: bool, jobs: int = 1) -> dict[str, Any]:
     """Run one tier of ``reproduction`` into ``out/NAME`` and write its table; returns the table."""
     check_choice("tier", tier, TIERS)
-    folder = Path(out) / reproduction.name
+    folder = Path(out) / reproduction.name / tier
+    settings = reproduction.tiers[tier]
     start = time.perf_counter()
-    rows = reproduction.run(reproduction.tiers[tier], folder / tier, progress)
+    runs = train_all(reproduction.runs(settings), folder, progress, jobs)
+    rows = reproduction.table(settings, runs, folder, progress)
     table = {
         "name": reproduction.name,
         "paper": reproduction.paper,
         "summary": reproduction.summary,
         "tier": tier,
-        "settings": dict(reproduction.tiers[tier]),
+        "settings": dict(settings),
+        "jobs": jobs,
         "seconds": round(time.perf_counter() - start, 1),
         "machine": machine(),
         "rows": [vars(r) for r in rows],
         "notes": reproduction.notes,
     }
-    atomic_write_text(folder / tier / TABLE_JSON, dumps(table, indent=2))
-    atomic_write_text(folder / tier / TABLE_MD, markdown(table))
+    atomic_write_text(folder / TABLE_JSON, dumps(table, indent=2))
+    atomic_write_text(folder / TABLE_MD, markdown(table))
     return table
 
 
@@ -123,10 +200,12 @@ def markdown(table: Mapping[str, Any]) -> str:
         cells = (row["what"], row["metric"], _number(row["measured"]), _number(row["paper"]), row["note"])
         lines.append("| " + " | ".join(cells) + " |")
     m = table["machine"]
+    jobs = table.get("jobs", 1)
+    shared = f"; {jobs} runs trained at a time, each on its share of the cores" if jobs > 1 else ""
     lines += [
         "",
         f"Measured in {table['seconds']:.0f} s on {m['cores']} cores ({m['cpu']}), "
-        f"{'GPU ' + m['cuda'] if m['cuda'] else 'no GPU'}, torch {m['torch']}.",
+        f"{'GPU ' + m['cuda'] if m['cuda'] else 'no GPU'}, torch {m['torch']}{shared}.",
     ]
     if table["notes"]:
         lines += ["", table["notes"]]
@@ -139,12 +218,17 @@ def _number(value: float | None) -> str:
 
 __all__ = [
     "TIERS",
+    "Plan",
     "Reproduction",
     "Row",
+    "WeightsAt",
     "epochs",
     "machine",
     "markdown",
+    "run_at",
     "run_reproduction",
+    "train_all",
     "train_or_reuse",
     "train_seconds",
+    "weights_at",
 ]

@@ -15,30 +15,40 @@ from pathlib import Path
 from typing import Any
 
 from aekit.evaluation.disentanglement import disentanglement_report
-from aekit.reproduce.base import Reproduction, Row, train_or_reuse
+from aekit.reproduce.base import Plan, Reproduction, Row
+from aekit.runs.run import Run
 
 PAPER_SCORE = {1.0: 61.58, 4.0: 99.23}
 # The smoke tier checks the path, not the numbers: smaller samples for the FactorVAE score and DCI.
 SMOKE_METRIC_SAMPLES = {"n_factorvae_train": 200, "n_factorvae_eval": 100, "n_dci_train": 500, "n_dci_test": 200}
 
 
-def run(settings: Mapping[str, Any], folder: Path, progress: bool) -> list[Row]:
+def runs(settings: Mapping[str, Any]) -> Plan:
+    return {
+        _name(beta, seed): {
+            "model": "vae",
+            "beta": beta,
+            "data": settings["data"],
+            "hidden": tuple(settings["hidden"]),
+            "latent_dim": 10,
+            "epochs": settings["epochs"],
+            "seed": seed,
+        }
+        for beta in settings["betas"]
+        for seed in range(settings["seeds"])
+    }
+
+
+def _name(beta: float, seed: int) -> str:
+    return f"beta-{beta:g}-seed-{seed}"
+
+
+def table(settings: Mapping[str, Any], trained: dict[str, Run], folder: Path, progress: bool) -> list[Row]:
     rows = []
     for beta in settings["betas"]:
         scores, migs, factorvae, dci = [], [], [], {"disentanglement": [], "completeness": [], "informativeness": []}
         for seed in range(settings["seeds"]):
-            trained = train_or_reuse(
-                folder / f"beta-{beta:g}-seed-{seed}",
-                progress,
-                model="vae",
-                beta=beta,
-                data=settings["data"],
-                hidden=tuple(settings["hidden"]),
-                latent_dim=10,
-                epochs=settings["epochs"],
-                seed=seed,
-            )
-            report = disentanglement_report(trained, seed=seed, **settings.get("metric_samples", {}))
+            report = disentanglement_report(trained[_name(beta, seed)], seed=seed, **settings.get("metric_samples", {}))
             scores.append(100 * report["betavae_score"])
             migs.append(report["mig"])
             factorvae.append(100 * report["factorvae_score"])
@@ -72,5 +82,6 @@ HIGGINS2017 = Reproduction(
         },
         "full": {"data": "dsprites", "betas": [1.0, 4.0], "seeds": 3, "epochs": 30, "hidden": [1200, 1200]},
     },
-    run=run,
+    runs=runs,
+    table=table,
 )

@@ -13,25 +13,30 @@ from pathlib import Path
 from typing import Any
 
 from aekit.evaluation.linear import pca_baseline
-from aekit.reproduce.base import Reproduction, Row, epochs, train_or_reuse
+from aekit.reproduce.base import Plan, Reproduction, Row, epochs
+from aekit.runs.run import Run
 
 PAPER_AE, PAPER_PCA = 3.00, 13.87
 
 
-def run(settings: Mapping[str, Any], folder: Path, progress: bool) -> list[Row]:
-    ae = train_or_reuse(
-        folder / "ae",
-        progress,
-        model="ae",
-        data="mnist",
-        hidden=(1000, 500, 250),
-        latent_dim=30,
-        activation="relu",
-        likelihood="bernoulli",
-        epochs=settings["epochs"],
-        lr=settings["lr"],
-        lr_schedule="cosine",
-    )
+def runs(settings: Mapping[str, Any]) -> Plan:
+    return {
+        "ae": {
+            "model": "ae",
+            "data": "mnist",
+            "hidden": (1000, 500, 250),
+            "latent_dim": 30,
+            "activation": "relu",
+            "likelihood": "bernoulli",
+            "epochs": settings["epochs"],
+            "lr": settings["lr"],
+            "lr_schedule": "cosine",
+        }
+    }
+
+
+def table(settings: Mapping[str, Any], trained: dict[str, Run], folder: Path, progress: bool) -> list[Row]:
+    ae = trained["ae"]
     data = ae.load_data()
     measured = ae.evaluate(data.test)
     pca = pca_baseline(data.train, data.test, 30)
@@ -47,6 +52,7 @@ HINTON2006 = Reproduction(
     paper="Hinton & Salakhutdinov 2006, Science 313(5786)",
     summary="MNIST, a 784-1000-500-250-30 autoencoder against PCA-30 (squared error per test image)",
     tiers={"smoke": {"epochs": 1, "lr": 1e-3}, "full": {"epochs": 300, "lr": 1e-3}},
-    run=run,
+    runs=runs,
+    table=table,
     notes="The paper pre-trained with stacked RBMs; aekit trains the same network end to end (Adam, cosine-annealed).",
 )

@@ -12,18 +12,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aekit.reproduce.base import Reproduction, Row, train_or_reuse
+from aekit.reproduce.base import Plan, Reproduction, Row
 from aekit.runs.layout import PRIOR_WEIGHTS
 from aekit.runs.priors import train_prior
+from aekit.runs.run import Run, load_run
 
 
-def run(settings: Mapping[str, Any], folder: Path, progress: bool) -> list[Row]:
+def runs(settings: Mapping[str, Any]) -> Plan:
     common = {"data": "mnist", "epochs": settings["epochs"]}
-    vq = train_or_reuse(folder / "vq-vae", progress, model="vq-vae", **common)
+    return {"vq-vae": {"model": "vq-vae", **common}, "vae": {"model": "vae", "arch": "conv", **common}}
+
+
+def table(settings: Mapping[str, Any], trained: dict[str, Run], folder: Path, progress: bool) -> list[Row]:
+    vq, vae = trained["vq-vae"], trained["vae"]
     if not (vq.path / PRIOR_WEIGHTS).is_file():
         train_prior(vq, epochs=settings["prior_epochs"], progress=progress)
-    vq = train_or_reuse(folder / "vq-vae", progress, model="vq-vae", **common)  # with its prior attached
-    vae = train_or_reuse(folder / "vae", progress, model="vae", arch="conv", **common)
+        vq = load_run(vq.path)  # with its prior attached
     test = vq.load_data().test
     q, v = vq.evaluate(test), vae.evaluate(test)
     codes_per_map = math.prod(vq.model.code_maps(test[:1]).shape[1:])
@@ -47,5 +51,6 @@ VANDENOORD2017 = Reproduction(
     paper="van den Oord, Vinyals & Kavukcuoglu 2017, NeurIPS",
     summary="MNIST, a VQ-VAE with a PixelCNN prior against a convolutional VAE",
     tiers={"smoke": {"epochs": 1, "prior_epochs": 1}, "full": {"epochs": 30, "prior_epochs": 20}},
-    run=run,
+    runs=runs,
+    table=table,
 )
