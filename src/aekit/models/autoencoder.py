@@ -193,6 +193,9 @@ class Autoencoder(Model):
             metrics["active_units"] = int((variance > ACTIVE_THRESHOLD).sum())
         return metrics
 
+    def warnings(self, metrics: dict[str, Any]) -> list[str]:
+        return self.latent.warnings(metrics)
+
     @property
     def score_names(self) -> tuple[str, ...]:
         return ("neg_elbo",) * self.capabilities.likelihood_bound + self.latent.score_names

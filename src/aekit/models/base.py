@@ -204,6 +204,12 @@ class Model(nn.Module):
         loss terms and the ``stats`` of :meth:`evaluation`, by name) and the split ``x``."""
         return {}
 
+    def warnings(self, metrics: dict[str, Any]) -> list[str]:
+        """What a user must know about the trained model, read from its test ``metrics`` (a posterior
+        that collapsed onto the prior, a codebook that uses one code): each a sentence that names the
+        fix. Training logs them and summary.json keeps them. Default: none."""
+        return []
+
     @property
     def score_names(self) -> tuple[str, ...]:
         """The per-sample anomaly scores :meth:`sample_scores` gives, best-founded first (e.g. ``neg_elbo``,

@@ -198,6 +198,10 @@ class Latent(nn.Module):
         """This kind's test metrics from the whole split's ``collected`` terms and statistics."""
         return {}
 
+    def warnings(self, metrics: dict[str, Any]) -> list[str]:
+        """What the test ``metrics`` show to be wrong with this kind of code, each with its fix."""
+        return []
+
     @property
     def score_names(self) -> tuple[str, ...]:
         """The per-sample anomaly scores this kind defines (:meth:`sample_scores`), best-founded first."""
@@ -358,6 +362,18 @@ class GaussianLatent(Latent):
 
     def test_metrics(self, collected: dict[str, torch.Tensor], *, model: nn.Module, x: Any) -> dict[str, Any]:
         return {"kl_per_dim": [round(float(v), 5) for v in collected["kl_per_dim"].double().mean(0)]}
+
+    def warnings(self, metrics: dict[str, Any]) -> list[str]:
+        # Posterior collapse (Bowman et al. 2016): q(z | x) = p(z) for every x, the decoder ignores z.
+        if metrics.get("active_units") != 0:
+            return []
+        kl = metrics.get("kl")
+        return [
+            f"The posterior collapsed onto the prior: none of the {self.latent_dim} latent dimensions varies with "
+            f"the data (active_units 0{f', KL {kl:.3g} nats' if kl is not None else ''}), so the decoder ignores "
+            f"the code. The KL (weight beta {self.beta:g}) costs more than the code saves in reconstruction: lower "
+            "--beta, or set --free-bits 0.5 (nats per dimension the KL is not pushed below)."
+        ]
 
 
 def activation_stats(codes: torch.Tensor, threshold: float = 0.01) -> dict[str, object]:

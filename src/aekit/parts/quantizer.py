@@ -152,6 +152,10 @@ class Quantized:
 # --- the quantiser -------------------------------------------------------------------------------
 
 
+# A codebook whose codes' perplexity (exp of their entropy) is below this uses about one code.
+COLLAPSED_PERPLEXITY = 2.0
+
+
 @register_latent("vq")
 class VectorQuantizer(Latent):
     """Nearest-neighbour quantiser with a codebook of ``num_codes`` vectors of ``code_dim`` values.
@@ -378,6 +382,16 @@ class VectorQuantizer(Latent):
             metrics["prior_nll"] = float(nll.mean())
             metrics["prior_bits_per_code"] = metrics["prior_nll"] / (maps[0].numel() * math.log(2))
         return metrics
+
+    def warnings(self, metrics: dict[str, Any]) -> list[str]:
+        if metrics.get("perplexity", COLLAPSED_PERPLEXITY) >= COLLAPSED_PERPLEXITY:
+            return []
+        return [
+            f"The codebook collapsed: its perplexity on the test codes is {metrics['perplexity']:.3g} of "
+            f"{self.num_codes} codes, so nearly every position takes the same code and reconstructions look "
+            "alike. Start the codebook from the encoder's outputs (--codebook-init kmeans), keep dead-code "
+            "restarts on (--restart-after), or lower --lr."
+        ]
 
     @property
     def score_names(self) -> tuple[str, ...]:

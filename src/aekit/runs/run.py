@@ -7,6 +7,7 @@ atomically, so an interrupted run leaves a consistent directory that ``--resume`
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +52,8 @@ from aekit.training import distributed
 from aekit.training.callbacks import Callback, EpochCallback
 from aekit.training.checkpoint import check_checkpoint, load_state_into, load_tensors, save_tensors
 from aekit.training.trainer import Trainer, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -420,8 +423,12 @@ def _finish(
         "world_size": trainer.world.size,  # processes that trained it (torchrun), each on its share of the batch
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "test": test,
+        # what the test metrics show to be wrong (a collapsed posterior or codebook), each with its fix
+        "warnings": run.model.warnings(test) if test else [],
     }
     atomic_write_text(path / SUMMARY, dumps(summary, indent=2))
+    for warning in summary["warnings"]:
+        log.warning("Warning: %s", warning)
     if report:
         write_artifacts(run, dataset, history, summary)
     for tracker in trackers:
