@@ -316,7 +316,8 @@ class TrainConfig:
     compile: bool = False
     clip_grad_norm: float = 0.0  # clip the gradients' global L2 norm to this before each step; 0: no clipping
     # constant | cosine: lr * (1 + cos(pi * epoch / epochs)) / 2, annealed to 0 at the last epoch (Loshchilov &
-    # Hutter 2017; with --time-limit, at the limit if that comes first) | iwae: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al. 2016)
+    # Hutter 2017; with --time-limit, at the limit if that comes first) | iwae: 3^i epochs at lr * 10^(-i/7),
+    # i = 0..7 (Burda et al. 2016)
     lr_schedule: str = "constant"
     seed: int = 0  # seed of the initial weights, the batch order and every random draw in training
     patience: int = 0  # early stopping: epochs without validation improvement; 0 disables it
