@@ -51,7 +51,6 @@ import importlib
 import itertools
 import json
 import math
-import random
 import resource
 import statistics
 import subprocess
@@ -64,6 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rounds import interleave as interleaved
 from torch import nn
 
 import aekit
@@ -83,15 +83,7 @@ DEFAULT_SAMPLES = {"conv": 5000, "vq": 2000}
 
 def interleave(contenders: dict[str, Callable[[], float]], rounds: int, label: str) -> dict[str, list[float]]:
     """Run every contender once per round, in a seeded shuffled order; samples/s of each run."""
-    results: dict[str, list[float]] = {name: [] for name in contenders}
-    for r in range(rounds):
-        order = list(contenders)
-        random.Random(r).shuffle(order)
-        for name in order:
-            results[name].append(contenders[name]())
-        line = ", ".join(f"{n} {results[n][-1]:,.0f}" for n in contenders)
-        print(f"  {label} round {r + 1}/{rounds}: {line}", flush=True)
-    return results
+    return interleaved(contenders, rounds, lambda rate: f"{rate:,.0f}", label="  " + label)
 
 
 def table(title: str, results: dict[str, list[float]], base: str) -> dict[str, dict]:

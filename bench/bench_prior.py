@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ import time
 from pathlib import Path
 
 import torch
+from rounds import interleave, paired
 
 OLD = ["--epochs", "20", "--batch-size", "64", "--lr", "1e-3", "--layers", "8", "--patience", "0"]
 # The old thread behaviour: no step counts as small, so none is moved to one thread.
@@ -88,17 +88,13 @@ def main() -> None:
             contenders["old + threads"] = (OLD, True, None)
         if args.before_src:
             contenders["before"] = ([], False, str(Path(args.before_src).resolve()))
-        seconds: dict[str, list[float]] = {name: [] for name in contenders}
-        bits: dict[str, list[float]] = {name: [] for name in contenders}
-        for r in range(args.rounds):
-            order = list(contenders)
-            random.Random(r).shuffle(order)
-            for name in order:
-                s, b = train_prior(run, work, name, *contenders[name])
-                seconds[name].append(s)
-                bits[name].append(b)
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {seconds[n][-1]:.1f} s" for n in contenders),
-                  flush=True)  # fmt: skip
+        timed = interleave(
+            {name: (lambda c=c, name=name: train_prior(run, work, name, *c)) for name, c in contenders.items()},
+            args.rounds,
+            lambda result: f"{result[0]:.1f} s",
+        )
+    seconds = {name: [s for s, _ in values] for name, values in timed.items()}
+    bits = {name: [b for _, b in values] for name, values in timed.items()}
     base = statistics.median(seconds["default"])
     print(f"\naekit train-prior on {args.run or 'a digits VQ-VAE'}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads available; medians of {args.rounds} interleaved rounds")  # fmt: skip
@@ -107,11 +103,11 @@ def main() -> None:
     summary = {}
     for name in contenders:
         med = statistics.median(seconds[name])
-        paired = statistics.median(v / d for v, d in zip(seconds[name], seconds["default"], strict=True))
+        ratio = paired(seconds[name], seconds["default"])
         span = f"{min(seconds[name]):.1f}-{max(seconds[name]):.1f}"
-        summary[name] = {"median_s": med, "all_s": seconds[name], "vs_default": med / base, "paired": paired,
+        summary[name] = {"median_s": med, "all_s": seconds[name], "vs_default": med / base, "paired": ratio,
                          "test_bits_per_code": statistics.median(bits[name])}  # fmt: skip
-        print(f"{name:<16}{med:>10.1f}{span:>16}{med / base:>11.2f}x{paired:>9.2f}x"
+        print(f"{name:<16}{med:>10.1f}{span:>16}{med / base:>11.2f}x{ratio:>9.2f}x"
               f"{statistics.median(bits[name]):>16.3f}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 import resource
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from rounds import interleave, paired
 from torch import nn
 
 import aekit
@@ -158,18 +158,10 @@ def main() -> None:
     if torch.device(args.device).type == "cuda":
         fp16 = aekit_trainer(images, args.device, precision="fp16")
         contenders["aekit fp16"] = lambda: aekit_epoch(fp16, images)
-    results: dict[str, list[float]] = {name: [] for name in contenders}
     for name, run in contenders.items():  # warm-up round, not counted
         if name != "aekit CLI":
             run()
-    for r in range(args.rounds):
-        order = list(contenders)
-        random.Random(r).shuffle(order)
-        for name in order:
-            results[name].append(contenders[name]())
-        print(
-            f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {results[n][-1]:,.0f}" for n in contenders), flush=True
-        )
+    results = interleave(contenders, args.rounds, lambda rate: f"{rate:,.0f}")
     base = statistics.median(results["minimal loop"])
     limit = statistics.median(results["matmul limit"])
     print(f"\n{args.data} train ({len(x):,} samples), device {args.device}, torch {torch.__version__}, "
@@ -181,11 +173,11 @@ def main() -> None:
     summary = {}
     for name, values in results.items():
         med = statistics.median(values)
-        paired = statistics.median(v / b for v, b in zip(values, results["minimal loop"], strict=True))
-        paired_limit = statistics.median(v / b for v, b in zip(values, results["matmul limit"], strict=True))
+        vs_minimal = paired(values, results["minimal loop"])
+        vs_limit = paired(values, results["matmul limit"])
         summary[name] = {"median": med, "all": values, "vs_minimal": med / base, "of_limit": med / limit,
-                         "paired_vs_minimal": paired, "paired_of_limit": paired_limit}  # fmt: skip
-        print(f"{name:<20}{med:>12,.0f}{med / base:>11.2f}x{med / limit:>9.0%}{paired:>19.2f}x{paired_limit:>16.0%}")
+                         "paired_vs_minimal": vs_minimal, "paired_of_limit": vs_limit}  # fmt: skip
+        print(f"{name:<20}{med:>12,.0f}{med / base:>11.2f}x{med / limit:>9.0%}{vs_minimal:>19.2f}x{vs_limit:>16.0%}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak resident memory of this process: {peak:.2f} GiB")
     if args.json:
