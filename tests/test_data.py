@@ -495,3 +495,18 @@ def test_data_passed_in_memory_is_normalised_like_loaded_data(tmp_path):
     raw = aekit.train(dataset=ds, model="ae", epochs=1, normalize="none", out=tmp_path / "raw", progress=False,
                       report=False)  # fmt: skip
     assert raw.data_info["normalization"] == {}
+
+
+
+def test_a_run_of_data_passed_in_memory_asks_for_it_again(tmp_path):
+    import aekit
+    from aekit.data import Dataset
+
+    x = torch.rand(120, 64, generator=torch.Generator().manual_seed(0))
+    run = aekit.train(dataset=Dataset("mine", "tabular", x[:80], x[80:100], x[100:]), model="ae", epochs=1,
+                      out=tmp_path / "run", progress=False, report=False)  # fmt: skip
+    assert run.config.data.data == "mine" and run.data_info["source"] == "passed"
+    with pytest.raises(DataError, match=r"passed to aekit.train\(dataset=...\) \('mine'\).*run.evaluate"):
+        aekit.load_run(run.path).load_data()  # not the digits of the default config, silently
+    assert aekit.train(model="ae", epochs=1, out=tmp_path / "named", progress=False, report=False
+                       ).data_info["source"] == "named"  # fmt: skip

@@ -105,6 +105,12 @@ class Run:
 
     def load_data(self, spec: str | None = None) -> Dataset:
         """The run's data set (or ``spec``), split, normalised and binarised exactly as in training."""
+        if spec is None and self.data_info.get("source") == "passed":
+            raise DataError(
+                f"This run was trained on data passed to aekit.train(dataset=...) ('{self.config.data.data}'), "
+                "which its directory does not hold. Pass the data again (run.evaluate(x), aekit eval RUN --data "
+                "FILE), or load a file or named data set with run.load_data(SPEC)."
+            )
         return load_config_data(self.config, spec, self.data_info.get("normalization") or None)
 
     def load_rows(self, spec: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -232,9 +238,11 @@ def train(
     require_trackers(config.train)  # a missing optional package fails now, not after the data is loaded
     here = distributed.join(distributed.device_for(resolve_device(config.train.device)))  # torchrun: the group
     distributed.check_batch_size(config.train.batch_size, here)
+    passed = dataset is not None
     if dataset is None:
         dataset = load_config_data(config)
     else:  # the data options apply to data passed in memory as to data loaded by name
+        config = config.replace(data=dataset.name)  # what config.yaml records; data.json says it was passed
         d = config.data
         if d.classes or d.exclude_classes:
             dataset = keep_classes(dataset, d.classes, d.exclude_classes)
@@ -270,6 +278,8 @@ def train(
             "has_labels": dataset.train_labels is not None,
             "sizes": {s: len(getattr(dataset, s)) for s in ("train", "valid", "test")},
             "storage": "stream" if isinstance(dataset.train, NpyRows) else "memory",
+            # passed: given to aekit.train(dataset=...), which the run cannot load again by itself
+            "source": "passed" if passed else "named",
         }
         if dataset.feature_names is not None:
             info["feature_names"] = list(dataset.feature_names)
