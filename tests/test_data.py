@@ -497,7 +497,6 @@ def test_data_passed_in_memory_is_normalised_like_loaded_data(tmp_path):
     assert raw.data_info["normalization"] == {}
 
 
-
 def test_a_run_of_data_passed_in_memory_asks_for_it_again(tmp_path):
     import aekit
     from aekit.data import Dataset

@@ -462,3 +462,20 @@ def test_json_output_without_non_finite_numbers_has_no_note(trained, capsys):
     assert main(["eval", str(trained), "--json", "--iw-samples", "0"]) == 0
     printed = strict(capsys.readouterr().out)
     assert "non_finite" not in printed and printed["mse"] > 0
+
+
+def test_every_file_written_gets_the_permissions_of_a_plain_open(tmp_path):
+    import os
+    import stat
+
+    from aekit.fsutil import atomic_write_text
+    from aekit.training.checkpoint import save_tensors
+
+    umask = os.umask(0o022)
+    try:
+        save_tensors(tmp_path / "w.safetensors", {"a": torch.zeros(2)}, {})  # safetensors writes its own file
+        atomic_write_text(tmp_path / "t.json", "{}")
+    finally:
+        os.umask(umask)
+    for name in ("w.safetensors", "t.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name  # not mkstemp's owner-only 0600

@@ -33,11 +33,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        # mkstemp creates owner-only files; give the result the permissions a plain open() would.
+        yield tmp_path
+        # mkstemp creates owner-only files (and a writer such as safetensors may replace the file it is
+        # given): give the result the permissions a plain open() would, just before it takes its name.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
-        yield tmp_path
         os.replace(tmp_path, path)
     except StorageError:
         raise
