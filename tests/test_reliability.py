@@ -79,6 +79,22 @@ def test_a_loss_that_runs_away_while_finite_is_divergence_too(tmp_path):
         aekit.train(**{**QUICK, "model": "ae"}, lr=1e6, epochs=3, out=tmp_path / "r")
 
 
+def test_a_valid_split_with_huge_outliers_is_not_divergence(tmp_path, caplog):
+    import logging
+
+    from aekit.data import Dataset
+
+    x = torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
+    valid = x[200:250].clone()
+    valid[0, 0] = 1e25  # finite, but its squared error overflows float32: the valid loss is inf
+    data = Dataset("outliers", "tabular", x[:200], valid, x[250:])
+    with caplog.at_level(logging.WARNING, logger="aekit"):
+        run = aekit.train(dataset=data, model="ae", normalize="none", epochs=3, out=tmp_path / "r", progress=False,
+                          report=False)  # fmt: skip
+    assert trained_epochs(run.path) == 3  # trained on: the training loss is fine
+    assert caplog.text.count("validation loss of epoch 1 is inf") == 1 and "valid split" in caplog.text
+
+
 def test_divergence_after_good_epochs_keeps_the_last_good_checkpoint_and_resumes(tmp_path):
     out = tmp_path / "r"
     # Poisoned mid-epoch 2: the loss read at the next step is NaN.
@@ -171,6 +187,7 @@ def test_an_interruption_after_an_epoch_says_resume_and_exits_130(tmp_path, caps
         raise KeyboardInterrupt
 
     monkeypatch.setattr("aekit.cli.evaluate.load_run", interrupted)  # Ctrl-C outside training
+    capsys.readouterr()  # what training said
     assert main(["eval", str(out)]) == 130
     assert capsys.readouterr().err.strip() == "aekit: interrupted."
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from aekit import __version__
 from aekit.cli import codes, compare, embed, energy, evaluate, export, generate, latent, reproduce, score, train
@@ -54,11 +55,24 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (it may be replaced after the handler
+    is made: a caller's redirect, a test's capture), not the stream of the moment it was made."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ sets it; sys.stderr is read on each use
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aekit`` command; returns the exit status."""
     log = logging.getLogger("aekit")  # progress of slow one-off steps, such as fetching MNIST
     if not log.handlers:
-        log.addHandler(logging.StreamHandler())
+        log.addHandler(_StderrHandler())
         log.setLevel(logging.INFO)
     try:
         args = build_parser(argv).parse_args(argv)

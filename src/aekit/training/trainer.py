@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from aekit.training import distributed
 from aekit.training.callbacks import Callback, EpochCallback, as_callback, end_all
 from aekit.training.checkpoint import load_state_into, optimizer_tensors, restore_optimizer
 
+log = logging.getLogger(__name__)
 _CONVS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
 # A loss this many times its first batch's (in magnitude, at least 1) has run away: training diverged.
 EXPLODED = 1e6
@@ -207,6 +209,7 @@ class Trainer:
         )
         error: BaseException | None = None
         self._first_loss: float | None = None
+        self._valid_warned = False
         try:
             for callback in callbacks:
                 callback.on_train_begin(self)
@@ -266,7 +269,7 @@ class Trainer:
                 record.update({f"train/{k}": v / seen for k, v in zip(names, totals, strict=True)})
                 if x_valid is not None:
                     record.update({f"valid/{k}": v for k, v in self.evaluate_terms(x_valid, y_valid).items()})
-                    self._check_diverged("the validation loss", record["valid/loss"])
+                    self._check_validation(record["valid/loss"])
                     record.update({f"valid/{k}": v for k, v in model.epoch_diagnostics(x_valid).items()})
                     model.train()
                 state.epoch += 1
@@ -343,6 +346,22 @@ class Trainer:
             "its values are large."
         )
 
+    def _check_validation(self, loss: float) -> None:
+        """A validation loss that is not finite while the training loss is (checked just before) comes
+        from the valid split, not from training: samples far outside the training data overflow the
+        likelihood. Training goes on (such an epoch never counts as an improvement); it is said once."""
+        if math.isfinite(loss) or self._valid_warned:
+            return
+        self._valid_warned = True
+        log.warning(
+            "The validation loss of epoch %d is %s while the training loss is finite: the valid split holds samples "
+            "the model gives no finite likelihood (values far outside the training data?). Training goes on; "
+            "such epochs do not count as improvements (the first is kept until an epoch scores a finite loss). Check "
+            "the valid split, or standardise the data (--normalize standard).",
+            self.state.epoch + 1,
+            loss,
+        )
+
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the model's memory format (channels last for conv models on the fast path)."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
@@ -408,9 +427,12 @@ class Trainer:
         """Update the best-so-far and the early-stopping counter; return whether this epoch improved."""
         state = self.state
         score = record.get("valid/loss", record["train/loss"])
-        improved = score < state.best_valid
+        # A non-finite score (a valid split the model cannot score) never improves, except that the first
+        # epoch is kept until one does: the run always has weights to save.
+        improved = score < state.best_valid if math.isfinite(score) else state.best_epoch == 0
         if improved:
-            state.best_valid, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+            best = score if math.isfinite(score) else math.inf
+            state.best_valid, state.best_epoch, state.bad_epochs = best, state.epoch, 0
         else:
             state.bad_epochs += 1
             if self.config.patience and state.bad_epochs >= self.config.patience:
