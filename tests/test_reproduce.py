@@ -43,6 +43,8 @@ def test_the_smoke_tier_writes_its_table_and_reuses_its_runs(name, tmp_path, sma
     md = (folder / "table.md").read_text()
     assert all(r["what"] in md for r in table["rows"]) and "| measured | paper |" in md
     assert "table.md" in capsys.readouterr().out
+    if name == "vandenoord2017":  # its samples: prior, uniform codes and the VAE, one labelled row each
+        assert (folder / "samples.png").stat().st_size > 0
     first = {(r["what"], r["metric"]): r["measured"] for r in table["rows"]}
     weights = {p: p.stat().st_mtime_ns for p in folder.rglob("model.safetensors")}
     assert weights
