@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +106,49 @@ def test_weights_at_keep_a_run_as_it_was_at_a_mark_of_training_time(tmp_path, sm
     assert run_at(run.path, 60.0)[1] == end  # a mark the run never reached: the finished run
     test = run.load_data().test
     assert early.evaluate(test)["neg_elbo"] > final.evaluate(test)["neg_elbo"]  # two more epochs of training
+
+
+ORPHAN = """
+import multiprocessing, os, sys, time
+from aekit.reproduce.base import exit_with_parent
+
+def child(path):
+    exit_with_parent(os.getppid(), every=0.1)
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(60)
+
+if __name__ == "__main__":
+    multiprocessing.get_context("fork").Process(target=child, args=(sys.argv[1],)).start()
+    time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be read
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_worker_ends_when_its_reproduce_is_killed(tmp_path):
+    """A killed ``aekit reproduce`` leaves no worker training behind it (a second writer on its runs)."""
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN, str(pid_file)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker = int(pid_file.read_text())
+        assert _alive(worker)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
+        if pid_file.is_file() and pid_file.read_text() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import platform
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -92,17 +93,34 @@ def train_all(plan: Plan, folder: Path, progress: bool, jobs: int = 1) -> dict[s
         threads = max(1, torch.get_num_threads() // jobs)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
         with ProcessPoolExecutor(min(jobs, len(plan)), mp_context=context) as pool:
-            futures = [pool.submit(_train_in_worker, folder / name, threads, dict(opts)) for name, opts in plan.items()]
+            me = os.getpid()
+            futures = [
+                pool.submit(_train_in_worker, folder / name, threads, dict(opts), me) for name, opts in plan.items()
+            ]
             for future in futures:
                 future.result()  # a worker's error is raised here
     return {name: train_or_reuse(folder / name, progress, **options) for name, options in plan.items()}
 
 
-def _train_in_worker(folder: Path, threads: int, options: dict[str, Any]) -> None:
+def _train_in_worker(folder: Path, threads: int, options: dict[str, Any], parent: int) -> None:
+    exit_with_parent(parent)
     torch.set_num_threads(threads)
     print(f"training {folder} ({threads} thread{'s' if threads > 1 else ''})", file=sys.stderr, flush=True)
     run = train_or_reuse(folder, False, **options)
     print(f"trained {folder} in {train_seconds(run):.0f} s", file=sys.stderr, flush=True)
+
+
+def exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """End this process when ``parent`` is gone. A worker whose ``aekit reproduce`` was killed (not
+    interrupted: Ctrl-C reaches the workers too) would go on training, a second writer beside the
+    run the next ``aekit reproduce`` resumes. Its run keeps the checkpoint of its last epoch."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)  # files are written atomically: ending between two writes loses nothing
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class WeightsAt(Callback):
