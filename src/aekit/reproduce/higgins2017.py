@@ -6,8 +6,8 @@ and DCI (Eastwood & Williams 2018) as further metrics, which the paper predates.
 The network is the MLP of their dSprites experiments (4096-1200-1200-10, ReLU, Bernoulli likelihood),
 trained over several seeds; the table gives each beta's mean and spread over seeds. The full tier trains
 on the 20,000-image subset (``dsprites-small``) for 60 epochs in batches of 64 (18,750 steps): two
-such runs side by side take about 20 minutes on a 2-core CPU, where one pass over the 737,280 images
-would take 13 minutes per run and its 12 GB float32 copy leaves no room for a second run. The metrics
+such runs side by side take about 24 minutes on a 2-core CPU, where one pass over the 737,280 images
+would take about 18 minutes per run and its 12 GB float32 copy leaves no room for a second run. The metrics
 sample factors from the whole grid, so the scores are not limited to the subset.
 """
 

@@ -23,11 +23,11 @@ SAMPLES, SAMPLES_PNG = 16, "samples.png"
 
 
 def runs(settings: Mapping[str, Any]) -> Plan:
-    vae = {"model": "vae", "arch": "conv", "hidden": tuple(settings["vae_hidden"]), "epochs": settings["vae_epochs"]}
     return {
         "vq-vae": {"model": "vq-vae", "data": "mnist", "epochs": settings["epochs"]},
-        "vae": {"data": "mnist", **vae},
-    }
+        "vae": {"model": "vae", "arch": "conv", "hidden": tuple(settings["vae_hidden"]), "data": "mnist",
+                "epochs": settings["vae_epochs"]},
+    }  # fmt: skip
 
 
 def table(settings: Mapping[str, Any], trained: dict[str, Run], folder: Path, progress: bool) -> list[Row]:
