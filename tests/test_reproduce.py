@@ -18,6 +18,7 @@ import pytest
 
 from aekit.cli import main
 from aekit.reproduce import REPRODUCTIONS
+from aekit.reproduce.base import machine
 
 
 @pytest.fixture
@@ -58,6 +59,15 @@ def test_the_smoke_tier_writes_its_table_and_reuses_its_runs(name, tmp_path, sma
     again = json.loads((folder / "table.json").read_text())
     assert {(r["what"], r["metric"]): r["measured"] for r in again["rows"]} == pytest.approx(first)
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("model.safetensors")} == weights  # not retrained
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="reads Linux's /proc/cpuinfo")
+def test_the_table_names_the_processor_not_just_its_architecture():
+    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.split(":")[0].strip() == "model name"]  # fmt: skip
+    m = machine()
+    assert m["cpu"] == (names[0] if names else m["arch"])
+    assert m["arch"] and m["cores"] >= 1
 
 
 def test_the_papers_numbers_stand_beside_ours(tmp_path, small_mnist):

@@ -167,10 +167,25 @@ def train_seconds(run: Run) -> float:
     return float(read_json(run.path, SUMMARY)["train_seconds"])
 
 
+def cpu_name() -> str:
+    """The processor's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."): two 2-core machines can differ
+    twofold in speed, so a table names the one it was measured on. Linux keeps the name in /proc/cpuinfo
+    (``platform.processor()`` gives only the architecture there)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, Any]:
     """Where the numbers were measured."""
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "arch": platform.machine(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
