@@ -63,9 +63,11 @@ def table(settings: Mapping[str, Any], trained: dict[str, Run], folder: Path, pr
 
 MODELS = [("vae", 1), ("iwae", 5)]
 # Batches of 100 (the paper's: 20): on a CPU a pass takes a quarter of the time, which buys more passes
-# than it costs; the paper's 3,280 passes are the cap, the time limit the budget.
+# than it costs; the paper's 3,280 passes are the cap, the time limit the budget. The rate starts at 3e-3:
+# with a budget of minutes, a higher start annealed to 0 ends lower (VAE, 15 min cosine, k = 1000 bound:
+# 89.92 nats from 3e-3 against 90.35 from the paper's 1e-3).
 SMOKE = {"models": MODELS, "batch_size": 100, "lr": 1e-3, "epochs": 1, "time_limit": 0.0, "marks": [], "iw_samples": 10}
-FULL = {"models": MODELS, "batch_size": 100, "lr": 1e-3, "epochs": 3280, "time_limit": 60.0, "marks": [15.0, 30.0],
+FULL = {"models": MODELS, "batch_size": 100, "lr": 3e-3, "epochs": 3280, "time_limit": 60.0, "marks": [15.0, 30.0],
         "iw_samples": 5000}  # fmt: skip
 
 BURDA2016 = Reproduction(
