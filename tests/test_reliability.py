@@ -199,6 +199,9 @@ def _aekit(*args: str, **kwargs) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # Ctrl-C as at a terminal: a shell's background job (a CI script run with &) inherits SIGINT
+        # ignored, and a program that finds it ignored rightly keeps it so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         **kwargs,
     )
 
@@ -219,7 +222,10 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, moment):
     else:
         _wait_for(lambda: (out / "checkpoint.safetensors").exists())
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # no training left running when the signal was not obeyed
     assert proc.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     if moment == "training":
